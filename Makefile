@@ -1,0 +1,58 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rgmem: KVM's guest_memfd as a loadable Rust module.
+#
+#   make run      deps, kernel, module, then boot a VM, load rgmem, run the demo
+#   make check    deps, host tests, lint, debug kernel, every VM test
+#   make vm       an interactive shell in the test VM
+#
+# Kbuild (not this file) describes the module to the kernel's build.
+# KDIR=<clean kernel source> builds that tree instead of Debian's 6.12;
+# KBUILD=<built kernel tree> uses an already built, already patched kernel.
+
+FLAVOUR ?= release
+export KDIR KBUILD FLAVOUR
+
+.PHONY: all deps kernel module selftests host-test lint check run vm clean distclean
+
+all: module
+
+deps:
+	@scripts/deps
+
+kernel: deps
+	@scripts/kernel $(FLAVOUR)
+
+module: kernel
+	@scripts/module $(FLAVOUR)
+
+selftests: kernel
+	@scripts/selftests $(FLAVOUR)
+
+host-test:
+	@cd tests/host && cargo test --release
+
+lint: deps
+	@scripts/lint
+
+check:
+	@scripts/check
+
+run: deps
+	@scripts/kernel release
+	@scripts/module release
+	@scripts/selftests release
+	@scripts/vm run
+
+vm: deps
+	@scripts/kernel $(FLAVOUR)
+	@scripts/module $(FLAVOUR)
+	@scripts/selftests $(FLAVOUR)
+	@scripts/vm shell
+
+clean:
+	rm -rf work tests/host/target
+
+# Also drops the kernel trees and builds shared by every checkout.
+distclean: clean
+	rm -rf $${RGMEM_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/rgmem}
