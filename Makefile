@@ -11,7 +11,7 @@
 # KBUILD=<built kernel tree> uses an already built, already patched kernel.
 
 FLAVOUR ?= release
-export KDIR KBUILD FLAVOUR
+export KDIR KBUILD
 
 .PHONY: all deps kernel module selftests host-test lint check run vm clean distclean
 
@@ -48,7 +48,7 @@ vm: deps
 	@scripts/kernel $(FLAVOUR)
 	@scripts/module $(FLAVOUR)
 	@scripts/selftests $(FLAVOUR)
-	@scripts/vm shell
+	@scripts/vm shell $(FLAVOUR)
 
 clean:
 	rm -rf work tests/host/target

@@ -79,7 +79,8 @@ def judge_kunit(t, dmesg):
     suites = {}
     for line in dmesg.splitlines():
         m = KUNIT_SUMMARY.search(line)
-        if m:
+        # "Totals" sums the suites: it is not one.
+        if m and m.group(1) != "Totals":
             suites[m.group(1)] = tuple(int(x) for x in m.group(2, 3, 4, 5))
     if not suites:
         t.add("fail", "kunit", "the kernel ran no KUnit suite")
