@@ -51,15 +51,18 @@ run_logged() {
 	fi
 }
 
-# hash_paths PATH...: one hash of the names and contents of files below
-# the given paths (missing paths hash as empty).
+# hash_paths PATH...: one hash of the names and contents of the files below
+# the given paths, relative to the checkout, so that every clone of the same
+# commit gets the same key. Missing paths hash as empty.
 hash_paths() {
-	local p
-	for p in "$@"; do
-		[ -e "$p" ] || continue
-		find "$p" -type f -print0 | LC_ALL=C sort -z |
-			xargs -0 -r sha256sum
-	done | sha256sum | cut -c1-16
+	(
+		cd "$RGMEM_TOP" || exit 1
+		for p in "$@"; do
+			[ -e "$p" ] || continue
+			find "$p" -type f -print0 | LC_ALL=C sort -z |
+				xargs -0 -r sha256sum
+		done
+	) | sha256sum | cut -c1-16
 }
 
 # The kernel flavours: release (make run, make bench) and debug (make check).
