@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! debugfs directories.
+//! debugfs directories and read-only counters.
 //!
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
@@ -9,7 +9,7 @@ use crate::{
     error::{from_err_ptr, Result},
     str::CStr,
 };
-use core::ptr::NonNull;
+use core::{ptr::NonNull, sync::atomic::AtomicU64};
 
 /// A directory at the root of debugfs, removed with its contents on drop.
 ///
@@ -35,7 +35,7 @@ pub struct Dir(NonNull<bindings::dentry>);
 // other operation on it.
 unsafe impl Send for Dir {}
 
-// SAFETY: `Dir` has no methods taking `&self` that touch the dentry.
+// SAFETY: `Dir`'s `&self` methods only create children, which debugfs serialises.
 unsafe impl Sync for Dir {}
 
 impl Dir {
@@ -53,6 +53,38 @@ impl Dir {
         let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
         // INVARIANT: `dentry` was just created and is owned by nobody else.
         Ok(Self(dentry))
+    }
+}
+
+impl Dir {
+    /// Creates a read-only file `name` in this directory that shows `counter` in decimal.
+    ///
+    /// The file goes away with the directory; `counter` is `'static`, so it outlives the file.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::sync::atomic::{AtomicU64, Ordering};
+    /// use kernel::{c_str, debugfs::Dir};
+    ///
+    /// static HITS: AtomicU64 = AtomicU64::new(0);
+    /// let dir = Dir::new(c_str!("rgmem-doctest-counter"))?;
+    /// dir.counter(c_str!("hits"), &HITS);
+    /// HITS.fetch_add(1, Ordering::Relaxed);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn counter(&self, name: &CStr, counter: &'static AtomicU64) {
+        // SAFETY: `name` is valid for the call, the directory is live by the type invariant, and
+        // `AtomicU64` has the layout of `u64`; debugfs only reads it, which races benignly with
+        // atomic updates on 64-bit architectures.
+        unsafe {
+            bindings::debugfs_create_u64(
+                name.as_char_ptr(),
+                0o444,
+                self.0.as_ptr(),
+                counter.as_ptr(),
+            )
+        };
     }
 }
 

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/fs.h>
+#include <linux/pagemap.h>
+
+void rust_helper_filemap_invalidate_lock(struct address_space *mapping)
+{
+	filemap_invalidate_lock(mapping);
+}
+
+void rust_helper_filemap_invalidate_unlock(struct address_space *mapping)
+{
+	filemap_invalidate_unlock(mapping);
+}
+
+void rust_helper_filemap_invalidate_lock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_lock_shared(mapping);
+}
+
+void rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
+{
+	filemap_invalidate_unlock_shared(mapping);
+}
+
+struct folio *rust_helper_filemap_lock_folio(struct address_space *mapping,
+					     pgoff_t index)
+{
+	return filemap_lock_folio(mapping, index);
+}
+
+struct folio *rust_helper_filemap_alloc_folio(gfp_t gfp, unsigned int order)
+{
+	return filemap_alloc_folio(gfp, order);
+}
+
+gfp_t rust_helper_mapping_gfp_mask(struct address_space *mapping)
+{
+	return mapping_gfp_mask(mapping);
+}
+
+void rust_helper_mapping_set_gfp_mask(struct address_space *mapping, gfp_t gfp)
+{
+	mapping_set_gfp_mask(mapping, gfp);
+}
+
+void rust_helper_mapping_set_inaccessible(struct address_space *mapping)
+{
+	mapping_set_inaccessible(mapping);
+}
+
+loff_t rust_helper_i_size_read(const struct inode *inode)
+{
+	return i_size_read(inode);
+}
+
+void rust_helper_i_size_write(struct inode *inode, loff_t size)
+{
+	i_size_write(inode, size);
+}

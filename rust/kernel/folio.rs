@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Folios: refcounted groups of pages, as the page cache holds them.
+//!
+//! C header: [`include/linux/mm.h`](srctree/include/linux/mm.h)
+
+use crate::{
+    bindings,
+    types::{ARef, AlwaysRefCounted, Opaque},
+};
+use core::{ops::Deref, ptr::NonNull};
+
+/// A reference-counted folio.
+///
+/// # Invariants
+///
+/// The folio's refcount is non-zero for as long as a `&Folio` exists; an [`ARef<Folio>`] owns one
+/// reference.
+#[repr(transparent)]
+pub struct Folio(Opaque<bindings::folio>);
+
+// SAFETY: Folio refcounting and the flags used here are atomic, so a folio may be used and
+// released from any thread.
+unsafe impl Send for Folio {}
+// SAFETY: All `&Folio` methods are safe to call concurrently.
+unsafe impl Sync for Folio {}
+
+// SAFETY: `folio_get`/`folio_put` keep the folio alive while a reference exists.
+unsafe impl AlwaysRefCounted for Folio {
+    fn inc_ref(&self) {
+        // SAFETY: The refcount is non-zero by the type invariant.
+        unsafe { bindings::folio_get(self.as_ptr()) }
+    }
+
+    unsafe fn dec_ref(obj: NonNull<Self>) {
+        // SAFETY: The caller owns a reference.
+        unsafe { bindings::folio_put(obj.cast().as_ptr()) }
+    }
+}
+
+impl Folio {
+    /// Creates a reference from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a folio whose refcount stays non-zero for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Self {
+        // SAFETY: `Folio` is a transparent wrapper, and the caller keeps the folio alive.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Takes ownership of a reference the caller holds.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be a valid folio on which the caller owns a reference, which moves into the
+    /// returned [`ARef`].
+    pub unsafe fn from_owned_raw(ptr: NonNull<bindings::folio>) -> ARef<Self> {
+        // SAFETY: The caller's reference moves into the `ARef`.
+        unsafe { ARef::from_raw(ptr.cast()) }
+    }
+
+    /// Returns the raw pointer.
+    pub fn as_ptr(&self) -> *mut bindings::folio {
+        self.0.get()
+    }
+
+    /// Returns the page frame number of the first page.
+    pub fn pfn(&self) -> u64 {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_pfn(self.as_ptr()) as u64 }
+    }
+
+    /// Returns the allocation order; 0 for a single page.
+    pub fn order(&self) -> u32 {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_order(self.as_ptr()) }
+    }
+
+    /// Returns the page index of the folio's first page in its mapping.
+    ///
+    /// Only stable while the folio is locked, or otherwise known to stay in its mapping.
+    pub fn index(&self) -> usize {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_index(self.as_ptr()) as usize }
+    }
+
+    /// Returns the number of pages.
+    pub fn nr_pages(&self) -> usize {
+        1 << self.order()
+    }
+
+    /// Returns the reference count; only meaningful while nobody can take new references.
+    pub fn ref_count(&self) -> i32 {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_ref_count(self.as_ptr()) }
+    }
+
+    /// Returns whether the folio is up to date.
+    pub fn test_uptodate(&self) -> bool {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_test_uptodate(self.as_ptr()) }
+    }
+
+    /// Returns whether memory failure poisoned any page of the folio.
+    pub fn test_hwpoison(&self) -> bool {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_test_hwpoison(self.as_ptr()) }
+    }
+
+    /// Locks the folio, sleeping until it is available.
+    pub fn lock(this: ARef<Self>) -> LockedFolio {
+        // SAFETY: The folio is valid, and we may sleep here.
+        unsafe { bindings::folio_lock(this.as_ptr()) };
+        // INVARIANT: We just locked it.
+        LockedFolio(this)
+    }
+}
+
+/// A referenced folio that this owner has locked.
+///
+/// # Invariants
+///
+/// The folio lock is held by this value, and released when it is dropped.
+pub struct LockedFolio(ARef<Folio>);
+
+impl LockedFolio {
+    /// Wraps a folio that the caller has locked.
+    ///
+    /// # Safety
+    ///
+    /// The caller must hold the folio lock and hand it over.
+    pub(crate) unsafe fn from_locked(folio: ARef<Folio>) -> Self {
+        // INVARIANT: The caller hands us the lock.
+        Self(folio)
+    }
+
+    /// Marks the folio up to date; guest_memfd uses this for "zeroed and prepared".
+    pub fn mark_uptodate(&self) {
+        // SAFETY: The folio is valid and locked.
+        unsafe { bindings::folio_mark_uptodate(self.0.as_ptr()) }
+    }
+
+    /// Fills every page of the folio with zeroes.
+    pub fn zero(&self) {
+        for i in 0..self.0.nr_pages() {
+            // SAFETY: `i` is within the folio, and we own a reference.
+            unsafe { bindings::folio_clear_page(self.0.as_ptr(), i as _) };
+        }
+    }
+
+    /// Unlocks the folio and returns the reference.
+    pub fn unlock(self) -> ARef<Folio> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: We hold the lock by the type invariant, and `this` is never used again.
+        unsafe { bindings::folio_unlock(this.0.as_ptr()) };
+        // SAFETY: `this.0` is read exactly once and `this` is not dropped.
+        unsafe { core::ptr::read(&this.0) }
+    }
+}
+
+impl Deref for LockedFolio {
+    type Target = Folio;
+
+    fn deref(&self) -> &Folio {
+        &self.0
+    }
+}
+
+impl Drop for LockedFolio {
+    fn drop(&mut self) {
+        // SAFETY: We hold the lock by the type invariant.
+        unsafe { bindings::folio_unlock(self.0.as_ptr()) };
+    }
+}

@@ -1,0 +1,221 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Files on their own secure anonymous inode, each with a private page cache.
+//!
+//! C header: [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h)
+
+use crate::{
+    bindings,
+    error::{from_err_ptr, Result},
+    fs::{file, filemap, inode, File},
+    prelude::*,
+    str::CStr,
+    sync::Arc,
+    types::{ARef, ForeignOwnable, Opaque},
+    ThisModule,
+};
+use core::{marker::PhantomData, ptr::NonNull};
+
+/// The C vtables of a file type `T`, which must outlive every file of the type.
+///
+/// Each file gets a fresh inode (`anon_inode_create_getfile`), so that its page cache, size and
+/// LSM label are its own. The file's private data is an `Arc<T::Data>`, which the inode's
+/// `i_private` also points to for the address space callbacks.
+///
+/// Lifetime: `release` runs [`file::Operations::release`], then empties the page cache, and only
+/// then drops the data. Folios are only added through a live file, so once the page cache is
+/// empty no callback of `T` can run for this inode again, and its eviction never calls into `T`.
+///
+/// # Invariants
+///
+/// - The vtables are those of `T`, and `fops.owner` is the module that implements `T`.
+/// - Every file whose `f_op` is `fops` was created by [`FileType::create`] and its private data
+///   came from `Arc::<T::Data>::into_foreign`.
+#[pin_data]
+pub struct FileType<T: file::Operations + inode::Operations + filemap::Operations> {
+    #[pin]
+    fops: Opaque<bindings::file_operations>,
+    #[pin]
+    iops: Opaque<bindings::inode_operations>,
+    #[pin]
+    aops: Opaque<bindings::address_space_operations>,
+    _t: PhantomData<T>,
+}
+
+// SAFETY: The vtables are never written after initialisation.
+unsafe impl<T: file::Operations + inode::Operations + filemap::Operations> Sync for FileType<T> {}
+// SAFETY: The vtables are plain data.
+unsafe impl<T: file::Operations + inode::Operations + filemap::Operations> Send for FileType<T> {}
+
+impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> {
+    /// Builds the vtables; files will pin `module`.
+    pub fn new(module: &'static ThisModule) -> impl PinInit<Self> {
+        let mut fops = FopsVTable::<T>::VTABLE;
+        fops.owner = module.as_ptr();
+        pin_init!(Self {
+            fops: Opaque::new(fops),
+            iops: Opaque::new(inode::OperationsVTable::<T>::VTABLE),
+            aops: Opaque::new(filemap::OperationsVTable::<T>::VTABLE),
+            _t: PhantomData,
+        })
+    }
+
+    /// Returns the `file_operations` that identify files of this type.
+    pub fn fops(&self) -> *const bindings::file_operations {
+        self.fops.get()
+    }
+
+    /// Creates a read-write file of `size` bytes named `name`, owning `data`.
+    ///
+    /// The page cache allocates `GFP_HIGHUSER` folios, is unevictable, and is inaccessible to
+    /// read, write and GUP.
+    pub fn create(&self, name: &'static CStr, data: Arc<T::Data>, size: i64) -> Result<ARef<File>> {
+        let ptr = data.into_foreign();
+        // SAFETY: `name` is a static C string and the vtables outlive every file by the type
+        // invariant. On success the file owns `ptr`.
+        let raw = from_err_ptr(unsafe {
+            bindings::anon_inode_create_getfile(
+                name.as_char_ptr(),
+                self.fops.get(),
+                ptr as *mut _,
+                bindings::O_RDWR as _,
+                core::ptr::null(),
+            )
+        });
+        let raw = match raw {
+            Ok(raw) => raw,
+            Err(e) => {
+                // SAFETY: No file was created, so `ptr` is still ours alone.
+                drop(unsafe { Arc::<T::Data>::from_foreign(ptr) });
+                return Err(e);
+            }
+        };
+        // SAFETY: The file and its fresh inode are ours alone until the file is installed.
+        unsafe {
+            (*raw).f_flags |= bindings::O_LARGEFILE;
+            let inode = (*raw).f_inode;
+            let mapping = (*inode).i_mapping;
+            (*inode).i_private = ptr as *mut _;
+            (*inode).i_op = self.iops.get();
+            (*mapping).a_ops = self.aops.get();
+            (*inode).i_mode |= bindings::S_IFREG as u16;
+            bindings::i_size_write(inode, size);
+            bindings::mapping_set_gfp_mask(mapping, bindings::GFP_HIGHUSER);
+            bindings::mapping_set_inaccessible(mapping);
+        }
+        // SAFETY: `anon_inode_create_getfile` returned the only reference, which we now own.
+        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) })
+    }
+
+    /// Returns the data of `file` if it is a file of this type.
+    pub fn data<'a>(&self, file: &'a File) -> Option<&'a T::Data> {
+        if !file.has_ops(self.fops.get()) {
+            return None;
+        }
+        // SAFETY: By the type invariant, the private data of a file of this type is an
+        // `Arc<T::Data>`, which stays alive while the file is.
+        Some(unsafe { data_of_file::<T>(file.as_ptr()) })
+    }
+}
+
+/// # Safety
+///
+/// `file` must be a file of a `FileType<T>` whose `release` has not finished, and the returned
+/// reference must not outlive that.
+pub(crate) unsafe fn data_of_file<'a, T: file::Operations>(
+    file: *mut bindings::file,
+) -> &'a T::Data {
+    // SAFETY: Per the function's contract the private data is a live `Arc<T::Data>`.
+    let borrowed = unsafe { Arc::<T::Data>::borrow((*file).private_data) };
+    // SAFETY: The `Arc` lives as long as the caller promised.
+    unsafe { &*(&*borrowed as *const T::Data) }
+}
+
+/// # Safety
+///
+/// `mapping` must belong to an inode of a `FileType<T>` whose page cache is not yet emptied by
+/// `release`, and the returned reference must not outlive that.
+pub(crate) unsafe fn data_of_mapping<'a, T: file::Operations>(
+    mapping: *mut bindings::address_space,
+) -> &'a T::Data {
+    // SAFETY: Per the function's contract `i_private` holds a live `Arc<T::Data>`.
+    let borrowed = unsafe { Arc::<T::Data>::borrow((*(*mapping).host).i_private) };
+    // SAFETY: The `Arc` lives as long as the caller promised.
+    unsafe { &*(&*borrowed as *const T::Data) }
+}
+
+struct FopsVTable<T: file::Operations>(PhantomData<T>);
+
+impl<T: file::Operations> FopsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by the VFS once, when the last reference to a file of a `FileType<T>` is gone.
+    unsafe extern "C" fn release(
+        inode: *mut bindings::inode,
+        file: *mut bindings::file,
+    ) -> crate::ffi::c_int {
+        // SAFETY: The file is live until we return.
+        let f = unsafe { File::from_raw(file) };
+        // SAFETY: The data lives until the `from_foreign` below.
+        T::release(unsafe { data_of_file::<T>(file) }, f);
+        // Folios are only added through a live file, and this is the last one: once the page
+        // cache is empty, no callback can reach `T` through this inode again.
+        // SAFETY: The inode is live until we return.
+        unsafe { bindings::truncate_inode_pages((*inode).i_mapping, 0) };
+        // SAFETY: As above; nothing reads `i_private` from now on.
+        unsafe { (*inode).i_private = core::ptr::null_mut() };
+        // SAFETY: This is the single release of the file's reference, and every borrow is gone.
+        drop(unsafe { Arc::<T::Data>::from_foreign((*file).private_data) });
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS on a live file of a `FileType<T>`.
+    unsafe extern "C" fn fallocate(
+        file: *mut bindings::file,
+        mode: crate::ffi::c_int,
+        offset: bindings::loff_t,
+        len: bindings::loff_t,
+    ) -> crate::ffi::c_long {
+        // SAFETY: The file is live for the call.
+        let (data, f) = unsafe { (data_of_file::<T>(file), File::from_raw(file)) };
+        match T::fallocate(data, f, mode, offset, len) {
+            Ok(()) => 0,
+            Err(e) => e.to_errno() as _,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS on a live file of a `FileType<T>`.
+    unsafe extern "C" fn ioctl(
+        file: *mut bindings::file,
+        cmd: crate::ffi::c_uint,
+        arg: crate::ffi::c_ulong,
+    ) -> crate::ffi::c_long {
+        // SAFETY: The file is live for the call.
+        let (data, f) = unsafe { (data_of_file::<T>(file), File::from_raw(file)) };
+        match T::ioctl(data, f, cmd, arg) {
+            Ok(r) => r as _,
+            Err(e) => e.to_errno() as _,
+        }
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        open: Some(bindings::generic_file_open),
+        release: Some(Self::release),
+        fallocate: if T::HAS_FALLOCATE {
+            Some(Self::fallocate)
+        } else {
+            None
+        },
+        unlocked_ioctl: if T::HAS_IOCTL {
+            Some(Self::ioctl)
+        } else {
+            None
+        },
+        // SAFETY: All-zeroes is a valid `file_operations`: every hook is absent.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+}

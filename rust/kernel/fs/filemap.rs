@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The page cache of a file (`struct address_space`), its invalidate lock, and the
+//! `address_space_operations` a file type implements.
+//!
+//! C header: [`include/linux/pagemap.h`](srctree/include/linux/pagemap.h)
+
+use crate::{
+    bindings,
+    error::{code::*, from_err_ptr, to_result, Error, Result},
+    folio::{Folio, LockedFolio},
+    fs::file,
+    types::{ARef, Opaque},
+};
+use core::ptr::NonNull;
+
+/// A file's page cache.
+///
+/// # Invariants
+///
+/// The mapping, and so its inode, is alive while a `&Mapping` exists.
+#[repr(transparent)]
+pub struct Mapping(Opaque<bindings::address_space>);
+
+// SAFETY: The page cache is designed for concurrent use; every method takes the locks it needs.
+unsafe impl Sync for Mapping {}
+
+impl Mapping {
+    /// Creates a reference from a raw pointer.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must point to a mapping that stays alive for `'a`.
+    pub unsafe fn from_raw<'a>(ptr: *mut bindings::address_space) -> &'a Self {
+        // SAFETY: `Mapping` is a transparent wrapper, and the caller keeps the mapping alive.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the raw pointer.
+    pub fn as_ptr(&self) -> *mut bindings::address_space {
+        self.0.get()
+    }
+
+    /// Takes the invalidate lock exclusively: no folio may be added while it is held.
+    pub fn invalidate_lock(&self) -> InvalidateGuard<'_> {
+        // SAFETY: The mapping is valid by the type invariant.
+        unsafe { bindings::filemap_invalidate_lock(self.as_ptr()) };
+        // INVARIANT: We just took it.
+        InvalidateGuard(self)
+    }
+
+    /// Takes the invalidate lock shared, excluding truncation and hole punching.
+    pub fn invalidate_lock_shared(&self) -> InvalidateSharedGuard<'_> {
+        // SAFETY: The mapping is valid by the type invariant.
+        unsafe { bindings::filemap_invalidate_lock_shared(self.as_ptr()) };
+        // INVARIANT: We just took it.
+        InvalidateSharedGuard(self)
+    }
+
+    /// Returns the number of pages in the cache.
+    pub fn nr_pages(&self) -> usize {
+        // SAFETY: The mapping is valid; a racy read is fine for a statistic.
+        unsafe { core::ptr::read_volatile(&(*self.as_ptr()).nrpages) as usize }
+    }
+
+    /// Looks up the folio caching page `index` and locks it; `None` if there is none.
+    pub fn lock_folio(&self, index: usize) -> Result<Option<LockedFolio>> {
+        // SAFETY: The mapping is valid by the type invariant.
+        let ptr = unsafe { bindings::filemap_lock_folio(self.as_ptr(), index as _) };
+        match from_err_ptr(ptr) {
+            // SAFETY: On success the folio is returned locked and referenced.
+            Ok(p) => Ok(Some(unsafe { locked(p) })),
+            Err(e) if e == ENOENT => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Allocates a folio of `order` with the mapping's GFP mask.
+    pub fn alloc_folio(&self, order: u32) -> Result<ARef<Folio>> {
+        // SAFETY: The mapping is valid by the type invariant.
+        let gfp = unsafe { bindings::mapping_gfp_mask(self.as_ptr()) };
+        // SAFETY: No preconditions.
+        let ptr = unsafe { bindings::filemap_alloc_folio(gfp, order) };
+        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        // SAFETY: The allocation returned one reference, which we own.
+        Ok(unsafe { Folio::from_owned_raw(ptr) })
+    }
+
+    /// Inserts a new folio at page `index` and returns it locked.
+    ///
+    /// Fails with `EEXIST` if another folio already caches part of the range.
+    pub fn add_folio(&self, folio: ARef<Folio>, index: usize) -> Result<LockedFolio> {
+        // SAFETY: The mapping is valid by the type invariant.
+        let gfp = unsafe { bindings::mapping_gfp_mask(self.as_ptr()) };
+        // SAFETY: `folio` is a fresh, unlocked folio that no mapping holds yet; on success it is
+        // returned locked and the page cache takes its own references.
+        to_result(unsafe {
+            bindings::filemap_add_folio(self.as_ptr(), folio.as_ptr(), index as _, gfp)
+        })?;
+        // SAFETY: `filemap_add_folio` locked the folio on success.
+        Ok(unsafe { LockedFolio::from_locked(folio) })
+    }
+
+    /// Removes every folio overlapping bytes `[start, end)` from the cache.
+    ///
+    /// The exclusive invalidate lock keeps new folios out while this runs.
+    pub fn truncate_range_locked(&self, _guard: &InvalidateGuard<'_>, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // SAFETY: The mapping is valid; the range is non-empty.
+        unsafe { bindings::truncate_inode_pages_range(self.as_ptr(), start as _, (end - 1) as _) };
+    }
+}
+
+/// # Safety
+///
+/// `ptr` must be a locked folio on which the caller owns a reference; both move into the result.
+unsafe fn locked(ptr: *mut bindings::folio) -> LockedFolio {
+    // SAFETY: Per the function's contract, `ptr` is non-null and referenced.
+    let folio = unsafe { Folio::from_owned_raw(NonNull::new_unchecked(ptr)) };
+    // SAFETY: Per the function's contract, the folio is locked.
+    unsafe { LockedFolio::from_locked(folio) }
+}
+
+/// The invalidate lock, held exclusively.
+///
+/// # Invariants
+///
+/// The lock of `.0` is held for writing until this guard is dropped.
+pub struct InvalidateGuard<'a>(&'a Mapping);
+
+impl InvalidateGuard<'_> {
+    /// Returns whether this guard holds the lock of `mapping`.
+    pub fn holds(&self, mapping: &Mapping) -> bool {
+        core::ptr::eq(self.0, mapping)
+    }
+}
+
+impl Drop for InvalidateGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: We hold the lock by the type invariant.
+        unsafe { bindings::filemap_invalidate_unlock(self.0.as_ptr()) };
+    }
+}
+
+/// The invalidate lock, held shared.
+///
+/// # Invariants
+///
+/// The lock of `.0` is held for reading until this guard is dropped.
+pub struct InvalidateSharedGuard<'a>(&'a Mapping);
+
+impl Drop for InvalidateSharedGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: We hold the lock by the type invariant.
+        unsafe { bindings::filemap_invalidate_unlock_shared(self.0.as_ptr()) };
+    }
+}
+
+/// What a memory failure handler did with a poisoned folio (`enum mf_result`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum MfResult {
+    /// The error is handled later, when the memory is next used.
+    Delayed,
+    /// The error could not be handled.
+    Failed,
+}
+
+/// The address space operations of a file type created through an
+/// [`anon_inode::FileType`](super::anon_inode::FileType).
+#[macros::vtable]
+pub trait Operations: file::Operations {
+    /// The folio has left the page cache and is about to be freed.
+    fn free_folio(_folio: &Folio) {}
+
+    /// Memory failure poisoned `folio`, which is locked and still in the cache.
+    fn error_remove_folio(_data: &Self::Data, _folio: &Folio) -> MfResult {
+        MfResult::Failed
+    }
+
+    /// Page migration; refused unless implemented.
+    fn migrate_folio() -> Result {
+        Err(EINVAL)
+    }
+}
+
+/// Builds the C vtable for `T`.
+pub(crate) struct OperationsVTable<T: Operations>(core::marker::PhantomData<T>);
+
+impl<T: Operations> OperationsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by the page cache with a folio it no longer holds.
+    unsafe extern "C" fn free_folio(folio: *mut bindings::folio) {
+        // SAFETY: The folio stays allocated for the duration of the callback.
+        T::free_folio(unsafe { Folio::from_raw(folio) });
+    }
+
+    /// # Safety
+    ///
+    /// Called by memory failure with `folio` locked and in `mapping`, whose inode was created by
+    /// an `anon_inode::FileType<T>`.
+    unsafe extern "C" fn error_remove_folio(
+        mapping: *mut bindings::address_space,
+        folio: *mut bindings::folio,
+    ) -> crate::ffi::c_int {
+        // SAFETY: `FileType<T>` set `i_private` to the file's data, and keeps it until it has
+        // emptied the page cache. The locked folio is still in the cache, so that
+        // has not happened yet.
+        let data = unsafe { super::anon_inode::data_of_mapping::<T>(mapping) };
+        // SAFETY: Memory failure holds a reference to the folio across the callback.
+        let r = T::error_remove_folio(data, unsafe { Folio::from_raw(folio) });
+        match r {
+            MfResult::Delayed => bindings::mf_result_MF_DELAYED as _,
+            MfResult::Failed => bindings::mf_result_MF_FAILED as _,
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by migration on a folio of a mapping using this table.
+    unsafe extern "C" fn migrate_folio(
+        _mapping: *mut bindings::address_space,
+        _dst: *mut bindings::folio,
+        _src: *mut bindings::folio,
+        _mode: bindings::migrate_mode,
+    ) -> crate::ffi::c_int {
+        match T::migrate_folio() {
+            Ok(()) => 0,
+            Err(e) => Error::to_errno(e),
+        }
+    }
+
+    pub(crate) const VTABLE: bindings::address_space_operations =
+        bindings::address_space_operations {
+            dirty_folio: Some(bindings::noop_dirty_folio),
+            free_folio: Some(Self::free_folio),
+            error_remove_folio: Some(Self::error_remove_folio),
+            migrate_folio: Some(Self::migrate_folio),
+            // SAFETY: All-zeroes is a valid `address_space_operations`: every hook is absent.
+            ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+        };
+}

@@ -1,0 +1,511 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Serving guest_memfd from a module, through KVM's provider seam.
+//!
+//! A [`Registration`] makes KVM hand `KVM_CREATE_GUEST_MEMFD`, memslot binding and unbinding,
+//! private faults and population to a [`Provider`]. Files pin the provider's module, so no call
+//! runs module code after it is unloaded.
+//!
+//! Lock order (KVM's, extended by [`Bindings`]):
+//! `kvm->lock` → `kvm->slots_lock` → `invalidate_lock` → folio lock → [`Bindings`] → `mmu_lock`.
+//!
+//! C header: [`include/linux/kvm_host.h`](srctree/include/linux/kvm_host.h)
+
+use crate::{
+    alloc::{flags::GFP_KERNEL, KBox, KVec},
+    bindings, container_of,
+    error::{code::*, to_result, Error, Result},
+    folio::Folio,
+    fs::{anon_inode::FileType, file, filemap, inode, File},
+    kvm::{Kvm, MemorySlot, SlotsGuard},
+    new_mutex,
+    prelude::*,
+    sync::{
+        lock::{mutex::MutexBackend, Guard},
+        Mutex,
+    },
+    types::{ARef, Opaque},
+    ThisModule,
+};
+use core::{ptr::NonNull, sync::atomic::AtomicBool, sync::atomic::Ordering};
+
+/// A memslot bound to a range of a guest_memfd file.
+///
+/// # Invariants
+///
+/// `slot` is bound to the file whose [`Bindings`] hold this value: its `gmem.file` points to the
+/// file, and KVM calls unbind, or the file's release detaches it, before freeing the memslot.
+pub struct Binding {
+    slot: NonNull<bindings::kvm_memory_slot>,
+    start: u64,
+    end: u64,
+}
+
+// SAFETY: A binding only refers to a memslot, which may be used from any thread.
+unsafe impl Send for Binding {}
+
+impl Binding {
+    /// Returns the memslot.
+    pub fn slot(&self) -> &MemorySlot {
+        // SAFETY: The memslot is bound, and so alive, by the type invariant.
+        unsafe { MemorySlot::from_raw(self.slot.as_ptr()) }
+    }
+
+    /// Returns the first file page of the binding.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Returns the file page after the binding.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Returns the guest frame that maps file page `index`, from `start()` to `end()`.
+    pub fn gfn(&self, index: u64) -> u64 {
+        self.slot().base_gfn() + (index - self.start)
+    }
+}
+
+/// A new memslot that KVM asks to bind, given to [`Provider::bind`].
+pub struct NewSlot<'a> {
+    slot: &'a MemorySlot,
+    file: &'a File,
+}
+
+impl NewSlot<'_> {
+    /// Returns the memslot.
+    pub fn slot(&self) -> &MemorySlot {
+        self.slot
+    }
+}
+
+/// The memslots bound to one guest_memfd file.
+///
+/// # Invariants
+///
+/// Every entry satisfies the invariants of [`Binding`].
+#[pin_data]
+pub struct Bindings {
+    #[pin]
+    inner: Mutex<KVec<Binding>>,
+}
+
+impl Bindings {
+    /// Creates an empty set.
+    pub fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- new_mutex!(KVec::new(), "gmem_bindings"),
+        })
+    }
+
+    /// Locks the set.
+    pub fn lock(&self) -> BindingsGuard<'_> {
+        BindingsGuard(self.inner.lock())
+    }
+}
+
+/// The locked bindings of a file.
+pub struct BindingsGuard<'a>(Guard<'a, KVec<Binding>, MutexBackend>);
+
+impl BindingsGuard<'_> {
+    /// Iterates over the bindings, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &Binding> {
+        self.0.iter()
+    }
+
+    /// Returns whether there are no bindings.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Binds `new` to file pages `[start, end)` of its file.
+    ///
+    /// The caller has checked the range; on failure nothing changes.
+    pub fn insert(&mut self, new: NewSlot<'_>, start: u64, end: u64) -> Result {
+        self.0.reserve(1, GFP_KERNEL)?;
+        let slot = new.slot.as_ptr();
+        // SAFETY: The memslot is not yet visible to KVM's readers, so plain writes suffice; KVM
+        // holds `slots_lock` across bind.
+        unsafe {
+            (*slot).gmem.file = new.file.as_ptr();
+            (*slot).gmem.pgoff = start as _;
+        }
+        // INVARIANT: The slot now points to the file, and KVM will unbind it before freeing it.
+        self.0
+            .push(
+                Binding {
+                    // SAFETY: `as_ptr` of a reference is never null.
+                    slot: unsafe { NonNull::new_unchecked(slot) },
+                    start,
+                    end,
+                },
+                GFP_KERNEL,
+            )
+            .map_err(|_| ENOMEM)
+    }
+
+    /// Removes the binding of `slot`; KVM is unbinding it.
+    fn remove(&mut self, slot: *mut bindings::kvm_memory_slot) {
+        let Some(i) = self.0.iter().position(|b| b.slot.as_ptr() == slot) else {
+            return;
+        };
+        let last = self.0.len() - 1;
+        self.0.swap(i, last);
+        // SAFETY: `Binding` needs no drop, and the entry past the new length is forgotten.
+        unsafe { self.0.set_len(last) };
+        // SAFETY: KVM's readers of `gmem.file` are gone (`synchronize_srcu` after the slot was
+        // made invisible), and the slot is alive until unbind returns.
+        unsafe { core::ptr::write_volatile(&raw mut (*slot).gmem.file, core::ptr::null_mut()) };
+    }
+
+    /// Detaches every binding as the file goes away: KVM then skips unbinding them.
+    ///
+    /// Holding `slots_lock` keeps KVM from unbinding or freeing the memslots meanwhile.
+    pub fn detach_all(&mut self, _slots: &SlotsGuard<'_>) {
+        for b in self.0.iter() {
+            // SAFETY: The memslot is alive while `slots_lock` is held, and KVM reads `gmem.file`
+            // with `get_file_active`, which fails for this dying file anyway.
+            unsafe {
+                core::ptr::write_volatile(
+                    &raw mut (*b.slot.as_ptr()).gmem.file,
+                    core::ptr::null_mut(),
+                )
+            };
+        }
+        // SAFETY: `Binding` needs no drop; the entries are forgotten.
+        unsafe { self.0.set_len(0) };
+    }
+}
+
+/// Per-file data that carries its bindings.
+pub trait HasBindings {
+    /// Returns the file's bindings.
+    fn bindings(&self) -> &Bindings;
+}
+
+/// A referenced page frame handed to KVM's fault path.
+pub struct Pfn {
+    /// Holds the reference that KVM releases.
+    pub folio: ARef<Folio>,
+    /// The page frame number.
+    pub pfn: u64,
+    /// The largest order KVM may map at this frame.
+    pub max_order: u32,
+}
+
+/// The per-file data of a provider's files.
+pub type Data<P> = <<P as Provider>::File as file::Operations>::Data;
+
+/// A module that serves guest_memfd.
+#[macros::vtable]
+pub trait Provider: Sized + 'static {
+    /// The provider's file type.
+    type File: file::Operations<Data: HasBindings> + inode::Operations + filemap::Operations;
+
+    /// `KVM_CREATE_GUEST_MEMFD`: create a file with `files`, or fail with an errno.
+    fn create(files: &FileType<Self::File>, kvm: &Kvm, size: u64, flags: u64)
+        -> Result<ARef<File>>;
+
+    /// Binds the new memslot `slot` to `file` at byte `offset`, with `kvm->slots_lock` held.
+    ///
+    /// On success the provider has inserted `slot` into the file's [`Bindings`].
+    fn bind(data: &Data<Self>, kvm: &Kvm, slot: NewSlot<'_>, offset: u64) -> Result;
+
+    /// KVM is unbinding `slot`, with `kvm->slots_lock` held; the binding is removed afterwards.
+    fn unbind(_data: &Data<Self>, _slot: &MemorySlot) {}
+
+    /// The private fault path wants the page frame backing `gfn` of `slot`.
+    fn get_pfn(
+        data: &Data<Self>,
+        kvm: &Kvm,
+        slot: &MemorySlot,
+        file: &File,
+        gfn: u64,
+    ) -> Result<Pfn>;
+
+    /// Launch-time population (SEV-SNP) of `req`, in `slot`. Returns how many pages were
+    /// populated, or an error if none was. `kvm->slots_lock` is held.
+    fn populate(
+        _data: &Data<Self>,
+        _kvm: &Kvm,
+        _slot: &MemorySlot,
+        _file: &File,
+        _req: &Populate,
+    ) -> Result<u64> {
+        Err(EOPNOTSUPP)
+    }
+}
+
+/// A population request from `kvm_gmem_populate()`: up to `npages` frames from `gfn`, each
+/// handed to the architecture's callback, which copies from user address `src` if it is not
+/// zero.
+///
+/// # Invariants
+///
+/// `f` and `opaque` come from `kvm_gmem_populate()`'s caller and are valid for the call.
+pub struct Populate {
+    /// The first guest frame.
+    pub gfn: u64,
+    /// The user address of the source, or zero.
+    pub src: usize,
+    /// The number of pages asked for.
+    pub npages: u64,
+    f: bindings::kvm_gmem_populate_cb,
+    opaque: *mut crate::ffi::c_void,
+}
+
+impl Populate {
+    /// Makes the `1 << order` frames at `pfn` the guest's memory at `gfn`, copying from user
+    /// address `src` if it is not zero.
+    pub fn post(&self, kvm: &Kvm, gfn: u64, pfn: u64, src: usize, order: u32) -> Result {
+        let Some(f) = self.f else {
+            return Err(EINVAL);
+        };
+        // SAFETY: By the type invariant `f` and `opaque` are valid; `src` is a user address,
+        // which the callback accesses with the uaccess helpers.
+        to_result(unsafe {
+            f(
+                kvm.as_ptr(),
+                gfn,
+                pfn,
+                src as *mut _,
+                order as _,
+                self.opaque,
+            )
+        })
+    }
+}
+
+/// A provider registered with KVM.
+///
+/// # Invariants
+///
+/// While `registered` is true, KVM may call the trampolines in `raw`, and `raw.fops` is the
+/// `file_operations` of `files`.
+#[pin_data(PinnedDrop)]
+pub struct Registration<P: Provider> {
+    #[pin]
+    files: FileType<P::File>,
+    #[pin]
+    raw: Opaque<bindings::kvm_gmem_provider>,
+    registered: AtomicBool,
+}
+
+// SAFETY: KVM calls the provider from any thread; the registration itself is immutable.
+unsafe impl<P: Provider> Sync for Registration<P> {}
+// SAFETY: As above.
+unsafe impl<P: Provider> Send for Registration<P> {}
+
+impl<P: Provider> Registration<P> {
+    /// Registers `P` with KVM on behalf of `module`.
+    ///
+    /// Fails with `EBUSY` if another provider is registered.
+    pub fn new(module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
+        let this = KBox::pin_init(
+            pin_init!(Self {
+                files <- FileType::new(module),
+                // SAFETY: All-zeroes is a valid, empty `kvm_gmem_provider`.
+                raw: Opaque::new(unsafe { core::mem::zeroed() }),
+                registered: AtomicBool::new(false),
+            }),
+            GFP_KERNEL,
+        )?;
+        let raw = this.raw.get();
+        // SAFETY: `raw` is ours alone until it is registered; the box is pinned, so the pointers
+        // stay valid until `drop` unregisters.
+        unsafe {
+            (*raw).owner = module.as_ptr();
+            (*raw).fops = this.files.fops();
+            (*raw).create = Some(Self::create);
+            (*raw).bind = Some(Self::bind);
+            (*raw).unbind = Some(Self::unbind);
+            (*raw).get_pfn = Some(Self::get_pfn);
+            if P::HAS_POPULATE {
+                (*raw).populate = Some(Self::populate);
+            }
+        }
+        // SAFETY: `raw` is fully initialised and outlives the registration.
+        to_result(unsafe { bindings::kvm_gmem_register_provider(raw) })?;
+        // INVARIANT: KVM may call us from now on.
+        this.registered.store(true, Ordering::Release);
+        Ok(this)
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with a live VM and arguments, holding a reference on our module.
+    unsafe extern "C" fn create(
+        provider: *const bindings::kvm_gmem_provider,
+        kvm: *mut bindings::kvm,
+        args: *mut bindings::kvm_create_guest_memfd,
+    ) -> crate::ffi::c_int {
+        // SAFETY: KVM passes back the `raw` field of a registration of ours.
+        let this = unsafe { &*container_of!(provider, Self, raw) };
+        // SAFETY: KVM holds the VM alive across the ioctl.
+        let kvm = unsafe { Kvm::from_raw(kvm) };
+        // SAFETY: KVM copied the arguments from user space.
+        let (size, flags) = unsafe { ((*args).size, (*args).flags) };
+        let r = (|| {
+            let fd = file::FdReservation::get(0)?;
+            let file = P::create(&this.files, kvm, size, flags)?;
+            Ok::<_, Error>(fd.install(file))
+        })();
+        match r {
+            Ok(fd) => fd as _,
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with `kvm->slots_lock` held, for a new, invisible memslot and a referenced
+    /// file of ours.
+    unsafe extern "C" fn bind(
+        kvm: *mut bindings::kvm,
+        slot: *mut bindings::kvm_memory_slot,
+        file: *mut bindings::file,
+        offset: u64,
+    ) -> crate::ffi::c_int {
+        // SAFETY: KVM keeps all three alive across the call.
+        let (kvm, slot, file) = unsafe {
+            (
+                Kvm::from_raw(kvm),
+                MemorySlot::from_raw(slot),
+                File::from_raw(file),
+            )
+        };
+        // SAFETY: KVM checked that the file is one of ours, and holds a reference to it.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file.as_ptr()) };
+        match P::bind(data, kvm, NewSlot { slot, file }, offset) {
+            Ok(()) => 0,
+            Err(e) => {
+                // KVM frees the memslot without unbinding it.
+                data.bindings().lock().remove(slot.as_ptr());
+                e.to_errno()
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with `kvm->slots_lock` held, for a bound memslot whose `gmem.file` is set.
+    unsafe extern "C" fn unbind(slot: *mut bindings::kvm_memory_slot) {
+        // SAFETY: The memslot is alive across the call.
+        let s = unsafe { MemorySlot::from_raw(slot) };
+        // SAFETY: `gmem.file` is set, so the file's release has not detached the bindings, and it
+        // cannot finish while the caller holds `slots_lock`; the data is alive until then.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>((*slot).gmem.file) };
+        P::unbind(data, s);
+        data.bindings().lock().remove(slot);
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM's fault path with `kvm->srcu` held and `file`, one of ours, referenced.
+    unsafe extern "C" fn get_pfn(
+        kvm: *mut bindings::kvm,
+        slot: *mut bindings::kvm_memory_slot,
+        file: *mut bindings::file,
+        gfn: bindings::gfn_t,
+        pfn: *mut bindings::kvm_pfn_t,
+        max_order: *mut crate::ffi::c_int,
+    ) -> crate::ffi::c_int {
+        // SAFETY: KVM keeps the VM, the memslot and the file alive across the call.
+        let (kvm, s, f) = unsafe {
+            (
+                Kvm::from_raw(kvm),
+                MemorySlot::from_raw(slot),
+                File::from_raw(file),
+            )
+        };
+        // SAFETY: As above.
+        if unsafe { core::ptr::read_volatile(&raw const (*slot).gmem.file) } != file {
+            return EFAULT.to_errno();
+        }
+        // SAFETY: The file is one of ours and referenced.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        match P::get_pfn(data, kvm, s, f, gfn) {
+            Ok(p) => {
+                // SAFETY: KVM passes a valid `pfn`; `max_order` may be null.
+                unsafe {
+                    *pfn = p.pfn;
+                    if !max_order.is_null() {
+                        *max_order = p.max_order as _;
+                    }
+                }
+                // KVM releases this reference once it has mapped the frame.
+                let _ = ARef::into_raw(p.folio);
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+}
+
+impl<P: Provider> Registration<P> {
+    /// # Safety
+    ///
+    /// Called by `kvm_gmem_populate()` with `kvm->slots_lock` held and `file`, one of ours,
+    /// referenced.
+    // The arguments are `kvm_gmem_provider.populate`'s.
+    #[allow(clippy::too_many_arguments)]
+    unsafe extern "C" fn populate(
+        kvm: *mut bindings::kvm,
+        slot: *mut bindings::kvm_memory_slot,
+        file: *mut bindings::file,
+        gfn: bindings::gfn_t,
+        src: *mut crate::ffi::c_void,
+        npages: crate::ffi::c_long,
+        post_populate: bindings::kvm_gmem_populate_cb,
+        opaque: *mut crate::ffi::c_void,
+    ) -> crate::ffi::c_long {
+        if npages < 0 {
+            return EINVAL.to_errno() as _;
+        }
+        // SAFETY: KVM keeps the VM, the memslot and the file alive across the call.
+        let (kvm, s, f) = unsafe {
+            (
+                Kvm::from_raw(kvm),
+                MemorySlot::from_raw(slot),
+                File::from_raw(file),
+            )
+        };
+        // SAFETY: The file is one of ours and referenced.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        // INVARIANT: Both come from KVM's caller, valid for this call.
+        let req = Populate {
+            gfn,
+            src: src as usize,
+            npages: npages as u64,
+            f: post_populate,
+            opaque,
+        };
+        match P::populate(data, kvm, s, f, &req) {
+            Ok(n) => n as _,
+            Err(e) => e.to_errno() as _,
+        }
+    }
+}
+
+#[pinned_drop]
+impl<P: Provider> PinnedDrop for Registration<P> {
+    fn drop(self: Pin<&mut Self>) {
+        if self.registered.load(Ordering::Acquire) {
+            // SAFETY: We registered `raw`; this waits for KVM's lookups to finish.
+            unsafe { bindings::kvm_gmem_unregister_provider(self.raw.get()) };
+        }
+    }
+}
+
+/// Asks the architecture to prepare a frame for private use (`kvm_arch_gmem_prepare`).
+pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
+    // SAFETY: The VM is alive.
+    to_result(unsafe { bindings::kvm_gmem_provider_prepare(kvm.as_ptr(), gfn, pfn, order as _) })
+}
+
+/// Tells the architecture that frames `[start, end)` leave private use (`kvm_arch_gmem_invalidate`).
+pub fn arch_invalidate(start: u64, end: u64) {
+    // SAFETY: No preconditions; the frames are the caller's.
+    unsafe { bindings::kvm_gmem_provider_free(start, end) }
+}
