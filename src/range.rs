@@ -34,12 +34,18 @@ pub(crate) const fn is_page_aligned(bytes: u64) -> bool {
     bytes & (PAGE_SIZE - 1) == 0
 }
 
-/// Checks a file size given at create time: non-zero and page-aligned.
+/// The largest file size: `loff_t` is signed, and its pages must stay below [`MAX_INDEX`].
+pub(crate) const MAX_FILE_SIZE: u64 = MAX_INDEX << PAGE_SHIFT >> 1;
+
+/// Checks a file size given at create time: non-zero, page-aligned and at most
+/// [`MAX_FILE_SIZE`]. Returns the size in pages.
 pub(crate) fn check_file_size(size: u64) -> Result<u64, RangeError> {
     if size == 0 {
         Err(RangeError::Empty)
     } else if !is_page_aligned(size) {
         Err(RangeError::Unaligned)
+    } else if size > MAX_FILE_SIZE {
+        Err(RangeError::Overflow)
     } else {
         Ok(size >> PAGE_SHIFT)
     }
@@ -118,6 +124,8 @@ impl PageRange {
     }
 
     /// Whether page `index` lies in the range.
+    // Its first user is the hugetlb allocator.
+    #[allow(dead_code)]
     pub(crate) const fn contains(&self, index: u64) -> bool {
         self.start <= index && index < self.end
     }
@@ -135,6 +143,8 @@ impl PageRange {
     /// The range widened to whole naturally aligned blocks of
     /// `1 << order` pages: the folios of that order that hold these pages.
     /// `None` when `order > MAX_ORDER`.
+    // Its first user is the hugetlb allocator.
+    #[allow(dead_code)]
     pub(crate) fn align_out(&self, order: u32) -> Option<Self> {
         if order > MAX_ORDER {
             return None;

@@ -2,9 +2,17 @@
 
 //! rgmem: KVM's guest_memfd as a loadable Rust module.
 
+mod alloc_math;
+mod allocator;
+mod binding_math;
+mod counters;
+mod fallocate;
+mod fault;
+mod file;
+mod inode;
+mod kvm;
+mod memory_failure;
 mod module;
-// The first users are create and fallocate.
-#[allow(dead_code)]
 mod range;
 
 use kernel::prelude::*;

@@ -8,5 +8,19 @@
 #[allow(dead_code)]
 pub mod range;
 
+#[path = "../../../src/binding_math.rs"]
+#[allow(dead_code)]
+pub mod binding_math;
+
+#[path = "../../../src/alloc_math.rs"]
+#[allow(dead_code)]
+pub mod alloc_math;
+
 #[cfg(test)]
 mod range_tests;
+
+#[cfg(test)]
+mod binding_tests;
+
+#[cfg(test)]
+mod alloc_tests;

@@ -53,6 +53,17 @@ fn fixed_cases() {
     assert_eq!(check_file_size(0), Err(RangeError::Empty));
     assert_eq!(check_file_size(PAGE_SIZE + 1), Err(RangeError::Unaligned));
     assert_eq!(check_file_size(2 * PAGE_SIZE), Ok(2));
+    // `loff_t` is signed: sizes from 2^63 up are refused, the largest allowed fits.
+    assert_eq!(check_file_size(1 << 63), Err(RangeError::Overflow));
+    assert_eq!(
+        check_file_size(u64::MAX & !(PAGE_SIZE - 1)),
+        Err(RangeError::Overflow)
+    );
+    assert!(MAX_FILE_SIZE <= i64::MAX as u64 && is_page_aligned(MAX_FILE_SIZE));
+    assert_eq!(
+        check_file_size(MAX_FILE_SIZE),
+        Ok(MAX_FILE_SIZE >> PAGE_SHIFT)
+    );
     let two_m = PageRange::new(511, 513).unwrap().align_out(9).unwrap();
     assert_eq!((two_m.start(), two_m.end()), (0, 1024));
     assert_eq!(PageRange::new(0, 1).unwrap().align_out(MAX_ORDER + 1), None);

@@ -1,0 +1,62 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Where folios come from.
+//!
+//! Every folio of a file comes from the file's [`Allocator`]; nothing else allocates, and no
+//! other code asks which allocator it is.
+
+use crate::{alloc_math, counters};
+use kernel::{
+    folio::{Folio, LockedFolio},
+    fs::Mapping,
+    kvm::gmem,
+    prelude::*,
+    types::ARef,
+};
+
+/// A source of folios for a file's page cache.
+pub(crate) trait Allocator: Send + Sync {
+    /// Allocates a folio to cache file page `index` of a file of `file_pages` pages. Returns it
+    /// with the index of its first page.
+    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(ARef<Folio>, u64)>;
+}
+
+/// Base pages from the page allocator, with the mapping's GFP mask.
+pub(crate) struct PageAllocator;
+
+impl Allocator for PageAllocator {
+    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(ARef<Folio>, u64)> {
+        let (order, start) = alloc_math::fit(index, 0, file_pages);
+        Ok((mapping.alloc_folio(order)?, start))
+    }
+}
+
+/// Returns the locked folio caching file page `index`, allocating it if there is none.
+pub(crate) fn get_or_alloc(
+    allocator: &dyn Allocator,
+    mapping: &Mapping,
+    index: u64,
+    file_pages: u64,
+) -> Result<LockedFolio> {
+    loop {
+        if let Some(folio) = mapping.lock_folio(index as usize)? {
+            return Ok(folio);
+        }
+        let (folio, start) = allocator.alloc(mapping, index, file_pages)?;
+        match mapping.add_folio(folio, start as usize) {
+            Ok(folio) => {
+                counters::FOLIOS_ALLOCATED.inc();
+                return Ok(folio);
+            }
+            // Someone else cached it first; use theirs.
+            Err(e) if e == EEXIST => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A folio left the page cache: the architecture may reclaim it from private use.
+pub(crate) fn free_folio(folio: &Folio) {
+    gmem::arch_invalidate(folio.pfn(), folio.pfn() + folio.nr_pages() as u64);
+    counters::FOLIOS_FREED.inc();
+}

@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What rgmem has done, in `/sys/kernel/debug/rgmem/`.
+//!
+//! Tests read these to prove that rgmem, not KVM's own guest_memfd, served them.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+use kernel::{c_str, debugfs::Dir, str::CStr};
+
+/// An event count, or a gauge of live objects.
+pub(crate) struct Counter(AtomicU64);
+
+impl Counter {
+    const fn new() -> Self {
+        Self(AtomicU64::new(0))
+    }
+
+    pub(crate) fn inc(&self) {
+        self.add(1);
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn dec(&self) {
+        self.sub(1);
+    }
+
+    pub(crate) fn sub(&self, n: u64) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
+
+/// guest_memfd files created.
+pub(crate) static FILES_CREATED: Counter = Counter::new();
+/// guest_memfd files not yet released.
+pub(crate) static FILES_LIVE: Counter = Counter::new();
+/// Folios added to a file's page cache.
+pub(crate) static FOLIOS_ALLOCATED: Counter = Counter::new();
+/// Folios that left a page cache and were freed.
+pub(crate) static FOLIOS_FREED: Counter = Counter::new();
+/// Memslots bound now.
+pub(crate) static BINDINGS: Counter = Counter::new();
+/// Memslot bindings made.
+pub(crate) static BINDS: Counter = Counter::new();
+/// Private faults served.
+pub(crate) static GET_PFN: Counter = Counter::new();
+/// Folios zeroed and handed to the arch prepare hook.
+pub(crate) static PREPARES: Counter = Counter::new();
+/// Invalidations of guest mappings.
+pub(crate) static INVALIDATIONS: Counter = Counter::new();
+/// Hole punches.
+pub(crate) static PUNCH_HOLES: Counter = Counter::new();
+/// Poisoned folios reported by memory failure.
+pub(crate) static MEMORY_FAILURES: Counter = Counter::new();
+
+const ALL: [(&CStr, &Counter); 11] = [
+    (c_str!("files_created"), &FILES_CREATED),
+    (c_str!("files_live"), &FILES_LIVE),
+    (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
+    (c_str!("folios_freed"), &FOLIOS_FREED),
+    (c_str!("bindings"), &BINDINGS),
+    (c_str!("binds"), &BINDS),
+    (c_str!("get_pfn"), &GET_PFN),
+    (c_str!("prepares"), &PREPARES),
+    (c_str!("invalidations"), &INVALIDATIONS),
+    (c_str!("punch_holes"), &PUNCH_HOLES),
+    (c_str!("memory_failures"), &MEMORY_FAILURES),
+];
+
+/// Shows every counter in `dir`.
+pub(crate) fn publish(dir: &Dir) {
+    for (name, counter) in ALL {
+        dir.counter(name, &counter.0);
+    }
+}

@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! `fallocate(2)` on a guest_memfd file: allocate a range, or punch a hole in it.
+
+use crate::{
+    allocator, binding_math, counters,
+    file::Gmem,
+    range::{PageRange, RangeError, PAGE_SHIFT},
+};
+use kernel::{
+    fs::{file::falloc, File},
+    prelude::*,
+    sched,
+};
+
+/// Turns a refused range into the errno user space sees.
+pub(crate) fn range_errno(_e: RangeError) -> Error {
+    EINVAL
+}
+
+/// `fallocate(2)`: `KEEP_SIZE` is required, and `PUNCH_HOLE` the only other mode.
+pub(crate) fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i64) -> Result {
+    if mode & falloc::KEEP_SIZE == 0 || mode & !(falloc::KEEP_SIZE | falloc::PUNCH_HOLE) != 0 {
+        return Err(EOPNOTSUPP);
+    }
+    // The VFS has refused negative values and sums past the maximum file size.
+    let (offset, len) = (offset as u64, len as u64);
+    if mode & falloc::PUNCH_HOLE != 0 {
+        // As in KVM, a hole past the end of the file is already there.
+        let range = PageRange::from_bytes(offset, len, u64::MAX).map_err(range_errno)?;
+        if let Some(range) = PageRange::new(0, gmem.pages).and_then(|f| f.intersect(&range)) {
+            punch_hole(gmem, file, &range);
+        }
+    } else {
+        let range =
+            PageRange::from_bytes(offset, len, gmem.pages << PAGE_SHIFT).map_err(range_errno)?;
+        allocate(gmem, file, &range)?;
+    }
+    file.modified()
+}
+
+/// Allocates every page of `range`; stops with `EINTR` on a signal, keeping what it did.
+fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
+    let mapping = file.mapping();
+    let _invalidate = mapping.invalidate_lock_shared();
+    let mut index = range.start();
+    while index < range.end() {
+        if sched::signal_pending() {
+            return Err(EINTR);
+        }
+        let folio = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages)?;
+        index = (folio.index() + folio.nr_pages()) as u64;
+        drop(folio);
+        sched::cond_resched();
+    }
+    Ok(())
+}
+
+/// Frees the folios of `range`, after unmapping them from the guest in every binding.
+fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) {
+    let mapping = file.mapping();
+    let invalidate = mapping.invalidate_lock();
+    let mut inv = None;
+    {
+        // Not held across truncation, which takes folio locks.
+        let bindings = gmem.bindings.lock();
+        for b in bindings.iter() {
+            let Some(bound) = PageRange::new(b.start(), b.end()) else {
+                continue;
+            };
+            if let Some((s, e)) = binding_math::gfns(&bound, b.slot().base_gfn(), range) {
+                gmem.kvm.invalidate(&mut inv, b, s, e);
+            }
+        }
+    }
+    if inv.is_some() {
+        counters::INVALIDATIONS.inc();
+    }
+    mapping.truncate_range_locked(
+        &invalidate,
+        range.byte_offset(),
+        range.byte_offset() + range.byte_len(),
+    );
+    // Faults may map the range again once the invalidation ends, and find it empty.
+    drop(inv);
+    counters::PUNCH_HOLES.inc();
+}

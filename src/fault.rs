@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! KVM's private faults, and launch-time population: the page frames behind guest frames.
+
+use crate::{alloc_math, allocator, counters, file::Gmem, range::PAGE_SHIFT};
+use kernel::{
+    fs::File,
+    kvm::{
+        gmem::{self, Pfn, Populate},
+        Kvm, MemorySlot,
+    },
+    prelude::*,
+    sched,
+};
+
+/// Returns the referenced frame backing `gfn` of `slot`, zeroed and prepared on first use.
+pub(crate) fn get_pfn(
+    gmem: &Gmem,
+    kvm: &Kvm,
+    slot: &MemorySlot,
+    file: &File,
+    gfn: u64,
+) -> Result<Pfn> {
+    counters::GET_PFN.inc();
+    let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
+    let folio = allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages)?;
+    if folio.test_hwpoison() {
+        return Err(EHWPOISON);
+    }
+    let start = folio.index() as u64;
+    if !folio.test_uptodate() {
+        // The guest must never see what the memory held before.
+        folio.zero();
+        let start_gfn = gfn - (index - start);
+        gmem::arch_prepare(kvm, start_gfn, folio.pfn(), folio.order())?;
+        folio.mark_uptodate();
+        counters::PREPARES.inc();
+    }
+    let pfn = folio.pfn() + (index - start);
+    let max_order = alloc_math::max_mapping_order(folio.order(), index, gfn);
+    Ok(Pfn {
+        folio: folio.unlock(),
+        pfn,
+        max_order,
+    })
+}
+
+/// Launch-time population (SEV-SNP), as KVM's `kvm_gmem_populate()`: each frame must be new
+/// (`EEXIST` otherwise) and private, and becomes the guest's through the architecture's
+/// callback. Returns the pages done, or the error if none was.
+pub(crate) fn populate(
+    gmem: &Gmem,
+    kvm: &Kvm,
+    slot: &MemorySlot,
+    file: &File,
+    req: &Populate,
+) -> Result<u64> {
+    let mapping = file.mapping();
+    let _invalidate = mapping.invalidate_lock();
+    let (start_gfn, src) = (req.gfn, req.src);
+    let npages = req.npages.min(slot.base_gfn() + slot.npages() - start_gfn);
+    let mut done = 0;
+    let mut err = Ok(());
+    while done < npages {
+        if sched::signal_pending() {
+            err = Err(EINTR);
+            break;
+        }
+        let gfn = start_gfn + done;
+        let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
+        let r =
+            allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages).and_then(|folio| {
+                if folio.test_hwpoison() {
+                    return Err(EHWPOISON);
+                }
+                if folio.test_uptodate() {
+                    return Err(EEXIST);
+                }
+                // Populate the largest private, equally aligned block inside the folio and the
+                // request.
+                let mut order = alloc_math::max_mapping_order(folio.order(), index, gfn);
+                while (1u64 << order) > npages - done
+                    || !kvm.range_is_private(gfn, gfn + (1 << order))
+                {
+                    if order == 0 {
+                        return Err(EINVAL);
+                    }
+                    order -= 1;
+                }
+                let pfn = folio.pfn() + (index - folio.index() as u64);
+                let p = if src == 0 {
+                    0
+                } else {
+                    src + (done << PAGE_SHIFT) as usize
+                };
+                req.post(kvm, gfn, pfn, p, order)?;
+                folio.mark_uptodate();
+                counters::PREPARES.inc();
+                Ok(1u64 << order)
+            });
+        match r {
+            Ok(n) => done += n,
+            Err(e) => {
+                err = Err(e);
+                break;
+            }
+        }
+    }
+    match err {
+        Err(e) if done == 0 => Err(e),
+        _ => Ok(done),
+    }
+}

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The inode of a guest_memfd file and the callbacks of its page cache.
+
+use crate::{allocator, file::Gmem, file::GmemFile, memory_failure, range::PAGE_SHIFT};
+use kernel::{
+    folio::Folio,
+    fs::{
+        filemap::{self, MfResult},
+        inode::{self, Kstat},
+        Inode,
+    },
+    prelude::*,
+};
+
+#[vtable]
+impl inode::Operations for GmemFile {
+    // The size is fixed at creation: the default `setattr` refuses truncation with EINVAL.
+
+    fn getattr(inode: &Inode, stat: &mut Kstat) {
+        // Blocks are 512 bytes; every cached page is allocated memory.
+        stat.set_blocks((inode.mapping().nr_pages() as u64) << (PAGE_SHIFT - 9));
+    }
+}
+
+#[vtable]
+impl filemap::Operations for GmemFile {
+    fn free_folio(folio: &Folio) {
+        allocator::free_folio(folio);
+    }
+
+    fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
+        memory_failure::error_remove_folio(gmem, folio)
+    }
+
+    // Migration is refused by default: the guest may own the memory.
+}
