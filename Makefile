@@ -5,6 +5,7 @@
 #   make run      deps, kernel, module, then boot a VM, load rgmem, run the demo
 #   make check    deps, host tests, lint, debug kernel, every VM test
 #   make vm       an interactive shell in the test VM
+#   make bench    rgmem against KVM's C guest_memfd, release kernel, one boot
 #
 # Kbuild (not this file) describes the module to the kernel's build.
 # KDIR=<clean kernel source> builds that tree instead of Debian's 6.12;
@@ -13,7 +14,7 @@
 FLAVOUR ?= release
 export KDIR KBUILD
 
-.PHONY: all deps kernel module selftests host-test lint check run vm clean distclean
+.PHONY: all deps kernel module selftests host-test lint check run bench vm clean distclean
 
 all: module
 
@@ -43,6 +44,9 @@ run: deps
 	@scripts/module release
 	@scripts/selftests release
 	@scripts/vm run
+
+bench: deps
+	@scripts/bench
 
 vm: deps
 	@scripts/kernel $(FLAVOUR)

@@ -1,0 +1,273 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * make bench: time the same guest_memfd workloads on whichever
+ * implementation serves KVM_CREATE_GUEST_MEMFD, so that scripts/bench can
+ * set rgmem against the in-kernel C guest_memfd, booted once.
+ *
+ * usage: gmem_bench [-r RUNS] LABEL
+ *
+ * Rows, each the median of RUNS (at least 5, default 7) runs:
+ *   fallocate_1g      fallocate(KEEP_SIZE) of a fresh 1 GiB guest_memfd
+ *   punch_hole_1g     PUNCH_HOLE of that fully allocated 1 GiB
+ *   first_touch_256m  a vCPU writes a byte to each 4 KiB page of 256 MiB
+ *                     of private memory in a fresh guest_memfd, from the
+ *                     first KVM_RUN to GUEST_DONE
+ * Every unit is higher-is-better, so a ratio >= 1 means "at least as fast".
+ * Output, one line per row (lines starting with '#' are comments):
+ *   bench<TAB>LABEL<TAB>ROW<TAB>MEDIAN<TAB>UNIT<TAB>runs=V1,V2,...
+ *
+ * LABEL "rgmem" must be served by rgmem and "C" by KVM's own guest_memfd
+ * with rgmem unloaded; either is proved or the program fails, so that a
+ * silent fallback cannot pass for a result. Other labels are not checked.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/compiler.h>
+#include <linux/falloc.h>
+#include <linux/sizes.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+#include "ucall_common.h"
+
+#include "rgmem_test.h"
+
+#define FALLOC_SIZE	((uint64_t)SZ_1G)
+#define TOUCH_SIZE	((uint64_t)SZ_256M)
+/* Above slot 0 and its page tables, as private_mem_conversions_test. */
+#define TOUCH_GPA	((uint64_t)1 << 32)
+#define TOUCH_SLOT	10
+#define MIN_RUNS	5
+#define MAX_RUNS	100
+
+enum { ROW_FALLOCATE, ROW_PUNCH_HOLE, ROW_FIRST_TOUCH, NR_ROWS };
+
+static const char * const row_name[NR_ROWS] = {
+	"fallocate_1g", "punch_hole_1g", "first_touch_256m",
+};
+static const char * const row_unit[NR_ROWS] = {
+	"GiB/s", "GiB/s", "pages/s",
+};
+static double results[NR_ROWS][MAX_RUNS];
+
+/* The anon inode name each implementation gives its files, if checked. */
+static const char *expect_name;
+static const char *label;
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Proves, file by file, which implementation made @fd. */
+static void check_server(int fd)
+{
+	char link[64], name[256];
+	ssize_t n;
+
+	if (!expect_name)
+		return;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, name, sizeof(name) - 1);
+	TEST_ASSERT(n > 0, "readlink(%s)", link);
+	name[n] = '\0';
+	TEST_ASSERT(strstr(name, expect_name),
+		    "label %s: the guest_memfd is '%s', not %s", label, name,
+		    expect_name);
+}
+
+/* One run of rows a and b on a fresh guest_memfd of @vm. */
+static void bench_fallocate(struct kvm_vm *vm, int run)
+{
+	const double gib = (double)FALLOC_SIZE / SZ_1G;
+	double t0, t1, t2;
+	int fd, r;
+
+	fd = vm_create_guest_memfd(vm, FALLOC_SIZE, 0);
+	check_server(fd);
+
+	t0 = now();
+	r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, FALLOC_SIZE);
+	t1 = now();
+	TEST_ASSERT(!r, "fallocate(KEEP_SIZE) of 1 GiB failed");
+	r = fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+		      FALLOC_SIZE);
+	t2 = now();
+	TEST_ASSERT(!r, "fallocate(PUNCH_HOLE) of 1 GiB failed");
+	close(fd);
+
+	results[ROW_FALLOCATE][run] = gib / (t1 - t0);
+	results[ROW_PUNCH_HOLE][run] = gib / (t2 - t1);
+}
+
+static void guest_touch(uint64_t gpa, uint64_t size)
+{
+	uint64_t off;
+
+	for (off = 0; off < size; off += PAGE_SIZE)
+		WRITE_ONCE(*(uint8_t *)(gpa + off), 1);
+	GUEST_DONE();
+}
+
+/*
+ * One run of row c: a new VM each time, so that every page the guest
+ * touches is a first touch of a fresh, unallocated guest_memfd.
+ */
+static void bench_first_touch(int run)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	const uint64_t npages = TOUCH_SIZE / PAGE_SIZE;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct ucall uc;
+	double t0, t1;
+	int fd;
+
+	/* @npages sizes slot 0 for the guest page tables that map them. */
+	vm = __vm_create_shape_with_one_vcpu(shape, &vcpu, npages,
+					     guest_touch);
+	fd = vm_create_guest_memfd(vm, TOUCH_SIZE, 0);
+	check_server(fd);
+	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, TOUCH_GPA, TOUCH_SLOT, npages,
+		   KVM_MEM_GUEST_MEMFD, fd, 0);
+	virt_map(vm, TOUCH_GPA, TOUCH_GPA, npages);
+	vm_mem_set_private(vm, TOUCH_GPA, TOUCH_SIZE);
+	vcpu_args_set(vcpu, 2, TOUCH_GPA, TOUCH_SIZE);
+
+	t0 = now();
+	vcpu_run(vcpu);
+	t1 = now();
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_DONE:
+		break;
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	default:
+		TEST_FAIL("unexpected ucall %lu", uc.cmd);
+	}
+	kvm_vm_free(vm);
+	close(fd);
+
+	results[ROW_FIRST_TOUCH][run] = npages / (t1 - t0);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(const double *v, int n)
+{
+	double s[MAX_RUNS];
+
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), cmp_double);
+	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+static void print_row(int row, int runs)
+{
+	/* GiB/s can be well under 1 under TCG: enough digits for a ratio. */
+	int prec = strcmp(row_unit[row], "pages/s") ? 4 : 0;
+	int i;
+
+	printf("bench\t%s\t%s\t%.*f\t%s\truns=", label, row_name[row], prec,
+	       median(results[row], runs), row_unit[row]);
+	for (i = 0; i < runs; i++)
+		printf("%s%.*f", i ? "," : "", prec, results[row][i]);
+	printf("\n");
+}
+
+static void bad_args(void)
+{
+	fprintf(stderr, "usage: gmem_bench [-r RUNS] LABEL (RUNS %d..%d)\n",
+		MIN_RUNS, MAX_RUNS);
+	exit(KSFT_FAIL);
+}
+
+int main(int argc, char *argv[])
+{
+	long long created_before = -1, created_after = -1;
+	struct kvm_vm *vm;
+	int runs = 7, opt, i, row;
+
+	while ((opt = getopt(argc, argv, "r:h")) != -1) {
+		switch (opt) {
+		case 'r':
+			runs = atoi(optarg);
+			break;
+		default:
+			bad_args();
+		}
+	}
+	if (optind != argc - 1 || runs < MIN_RUNS || runs > MAX_RUNS)
+		bad_args();
+	label = argv[optind];
+
+	/*
+	 * Not TEST_REQUIRE: a skip would leave the table silently empty.
+	 * Who serves guest_memfd is checked before any timing, so that a
+	 * wrong setup fails at once.
+	 */
+	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) &
+		    BIT(KVM_X86_SW_PROTECTED_VM),
+		    "KVM_X86_SW_PROTECTED_VM is not supported");
+	if (!strcmp(label, "rgmem")) {
+		expect_name = "[rgmem]";
+		TEST_ASSERT(rgmem_loaded(), "label rgmem: rgmem is not loaded");
+		created_before = rgmem_counter("files_created");
+		TEST_ASSERT(created_before >= 0,
+			    "label rgmem: cannot read %s/files_created",
+			    RGMEM_DEBUGFS);
+	} else if (!strcmp(label, "C")) {
+		expect_name = "[kvm-gmem]";
+		TEST_ASSERT(!rgmem_is_dir(RGMEM_DEBUGFS) &&
+			    !rgmem_is_dir(RGMEM_SYSFS),
+			    "label C: rgmem is still loaded");
+	}
+
+	/* Rows a and b need no vCPU: one bare VM makes every file. */
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	for (i = 0; i < runs; i++)
+		bench_fallocate(vm, i);
+	kvm_vm_free(vm);
+	for (i = 0; i < runs; i++)
+		bench_first_touch(i);
+
+	if (!strcmp(label, "rgmem")) {
+		created_after = rgmem_counter("files_created");
+		/* One file per run of each of the two workloads. */
+		TEST_ASSERT(created_after - created_before >= 2 * runs,
+			    "label rgmem: files_created went %lld -> %lld, expected +%d",
+			    created_before, created_after, 2 * runs);
+		printf("# gmem_bench: served by rgmem: files_created %lld -> %lld\n",
+		       created_before, created_after);
+	} else if (!strcmp(label, "C")) {
+		TEST_ASSERT(!rgmem_is_dir(RGMEM_DEBUGFS) &&
+			    !rgmem_is_dir(RGMEM_SYSFS),
+			    "label C: rgmem was loaded during the run");
+		printf("# gmem_bench: served by KVM's C guest_memfd, rgmem not loaded\n");
+	} else {
+		printf("# gmem_bench: label %s: which guest_memfd served it is not checked\n",
+		       label);
+	}
+	for (row = 0; row < NR_ROWS; row++)
+		print_row(row, runs);
+	return 0;
+}
