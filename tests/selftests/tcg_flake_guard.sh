@@ -1,0 +1,65 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# tcg_flake_guard SECONDS -- COMMAND...
+#
+# Under QEMU TCG with nested SVM, 6.12's private_mem_conversions_test with
+# several vCPUs sometimes never finishes, on KVM's C guest_memfd as on
+# rgmem: one vCPU loops with KVM injecting #PF into the guest and
+# emulating instructions, while no nested page fault is taken. This
+# guard runs COMMAND with a deadline. If it is still running then, and
+# the VM's KVM statistics show exactly that loop (pf_guest and
+# insn_emulation climbing, pf_taken still), the run is a known flake of
+# the environment and COMMAND is run once more. Any other overrun fails.
+
+deadline=$1
+shift
+[ "$1" = -- ] && shift
+
+stat_sum() {
+	local pid=$1 name=$2 f sum=0
+	for f in /sys/kernel/debug/kvm/"$pid"-*/"$name"; do
+		[ -r "$f" ] && sum=$((sum + $(cat "$f")))
+	done
+	echo "$sum"
+}
+
+run_once() {
+	"$@" &
+	local pid=$! waited=0
+	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$deadline" ]; do
+		sleep 1
+		waited=$((waited + 1))
+	done
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid"
+		return $?
+	fi
+	local pg1 ie1 pt1 pg2 ie2 pt2
+	pg1=$(stat_sum "$pid" pf_guest)
+	ie1=$(stat_sum "$pid" insn_emulation)
+	pt1=$(stat_sum "$pid" pf_taken)
+	sleep 3
+	pg2=$(stat_sum "$pid" pf_guest)
+	ie2=$(stat_sum "$pid" insn_emulation)
+	pt2=$(stat_sum "$pid" pf_taken)
+	kill -9 "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	echo "# overran ${deadline}s: pf_guest +$((pg2 - pg1))," \
+		"insn_emulation +$((ie2 - ie1)), pf_taken +$((pt2 - pt1)) in 3s"
+	if [ $((pg2 - pg1)) -gt 1000 ] && [ $((ie2 - ie1)) -gt 1000 ] &&
+	   [ "$pt2" = "$pt1" ]; then
+		return 200
+	fi
+	return 124
+}
+
+run_once "$@"
+rc=$?
+if [ "$rc" = 200 ]; then
+	echo "# known TCG flake (guest #PF emulation loop); running once more"
+	run_once "$@"
+	rc=$?
+	[ "$rc" = 200 ] && rc=124
+fi
+exit "$rc"
