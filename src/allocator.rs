@@ -31,23 +31,21 @@ impl Allocator for PageAllocator {
     }
 }
 
-/// Returns the locked folio caching file page `index`, allocating it if there is none.
+/// Returns the locked folio caching file page `index`, allocating it if there is none, and
+/// whether it is new. The caller counts new folios in [`counters::FOLIOS_ALLOCATED`].
 pub(crate) fn get_or_alloc(
     allocator: &dyn Allocator,
     mapping: &Mapping,
     index: u64,
     file_pages: u64,
-) -> Result<LockedFolio> {
+) -> Result<(LockedFolio, bool)> {
     loop {
         if let Some(folio) = mapping.lock_folio(index as usize)? {
-            return Ok(folio);
+            return Ok((folio, false));
         }
         let (folio, start) = allocator.alloc(mapping, index, file_pages)?;
         match mapping.add_folio(folio, start as usize) {
-            Ok(folio) => {
-                counters::FOLIOS_ALLOCATED.inc();
-                return Ok(folio);
-            }
+            Ok(folio) => return Ok((folio, true)),
             // Someone else cached it first; use theirs.
             Err(e) if e == EEXIST => continue,
             Err(e) => return Err(e),
@@ -57,6 +55,6 @@ pub(crate) fn get_or_alloc(
 
 /// A folio left the page cache: the architecture may reclaim it from private use.
 pub(crate) fn free_folio(folio: &Folio) {
-    gmem::arch_invalidate(folio.pfn(), folio.pfn() + folio.nr_pages() as u64);
+    gmem::arch_invalidate(folio);
     counters::FOLIOS_FREED.inc();
 }

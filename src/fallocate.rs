@@ -44,17 +44,32 @@ fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
     let mapping = file.mapping();
     let _invalidate = mapping.invalidate_lock_shared();
     let mut index = range.start();
-    while index < range.end() {
-        if sched::signal_pending() {
-            return Err(EINTR);
+    let mut added = 0;
+    let r = loop {
+        if index >= range.end() {
+            break Ok(());
         }
-        let folio = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages)?;
-        index = (folio.index() + folio.nr_pages()) as u64;
-        drop(folio);
-        sched::cond_resched();
-    }
-    Ok(())
+        // Every `CHECK_EVERY` pages: signals and rescheduling cost calls on the hot path.
+        if index % CHECK_EVERY == 0 {
+            if sched::signal_pending() {
+                break Err(EINTR);
+            }
+            sched::cond_resched();
+        }
+        match allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages) {
+            Ok((folio, new)) => {
+                index = folio.next_index() as u64;
+                added += u64::from(new);
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    counters::FOLIOS_ALLOCATED.add(added);
+    r
 }
+
+/// How often, in pages, allocation checks for signals and yields the CPU.
+const CHECK_EVERY: u64 = 16;
 
 /// Frees the folios of `range`, after unmapping them from the guest in every binding.
 fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) {

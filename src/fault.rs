@@ -23,21 +23,23 @@ pub(crate) fn get_pfn(
 ) -> Result<Pfn> {
     counters::GET_PFN.inc();
     let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-    let folio = allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages)?;
+    let (folio, new) = allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages)?;
+    if new {
+        counters::FOLIOS_ALLOCATED.inc();
+    }
     if folio.test_hwpoison() {
         return Err(EHWPOISON);
     }
-    let start = folio.index() as u64;
+    let (start, first_pfn, order) = (folio.index() as u64, folio.pfn(), folio.order());
     if !folio.test_uptodate() {
         // The guest must never see what the memory held before.
         folio.zero();
-        let start_gfn = gfn - (index - start);
-        gmem::arch_prepare(kvm, start_gfn, folio.pfn(), folio.order())?;
+        gmem::arch_prepare(kvm, gfn - (index - start), first_pfn, order)?;
         folio.mark_uptodate();
         counters::PREPARES.inc();
     }
-    let pfn = folio.pfn() + (index - start);
-    let max_order = alloc_math::max_mapping_order(folio.order(), index, gfn);
+    let pfn = first_pfn + (index - start);
+    let max_order = alloc_math::max_mapping_order(order, index, gfn);
     Ok(Pfn {
         folio: folio.unlock(),
         pfn,
@@ -68,8 +70,11 @@ pub(crate) fn populate(
         }
         let gfn = start_gfn + done;
         let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-        let r =
-            allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages).and_then(|folio| {
+        let r = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages).and_then(
+            |(folio, new)| {
+                if new {
+                    counters::FOLIOS_ALLOCATED.inc();
+                }
                 if folio.test_hwpoison() {
                     return Err(EHWPOISON);
                 }
@@ -97,7 +102,8 @@ pub(crate) fn populate(
                 folio.mark_uptodate();
                 counters::PREPARES.inc();
                 Ok(1u64 << order)
-            });
+            },
+        );
         match r {
             Ok(n) => done += n,
             Err(e) => {

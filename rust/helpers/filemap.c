@@ -23,20 +23,9 @@ void rust_helper_filemap_invalidate_unlock_shared(struct address_space *mapping)
 	filemap_invalidate_unlock_shared(mapping);
 }
 
-struct folio *rust_helper_filemap_lock_folio(struct address_space *mapping,
-					     pgoff_t index)
-{
-	return filemap_lock_folio(mapping, index);
-}
-
 struct folio *rust_helper_filemap_alloc_folio(gfp_t gfp, unsigned int order)
 {
 	return filemap_alloc_folio(gfp, order);
-}
-
-gfp_t rust_helper_mapping_gfp_mask(struct address_space *mapping)
-{
-	return mapping_gfp_mask(mapping);
 }
 
 void rust_helper_mapping_set_gfp_mask(struct address_space *mapping, gfp_t gfp)

@@ -50,11 +50,6 @@ void rust_helper_folio_lock(struct folio *folio)
 	folio_lock(folio);
 }
 
-void rust_helper_folio_unlock(struct folio *folio)
-{
-	folio_unlock(folio);
-}
-
 void rust_helper_folio_clear_page(struct folio *folio, unsigned long i)
 {
 	clear_highpage(folio_page(folio, i));
@@ -63,4 +58,9 @@ void rust_helper_folio_clear_page(struct folio *folio, unsigned long i)
 pgoff_t rust_helper_folio_index(struct folio *folio)
 {
 	return folio_index(folio);
+}
+
+pgoff_t rust_helper_folio_next_index(struct folio *folio)
+{
+	return folio_next_index(folio);
 }

@@ -12,3 +12,8 @@ void rust_helper_cond_resched(void)
 {
 	cond_resched();
 }
+
+bool rust_helper_current_signal_pending(void)
+{
+	return signal_pending(current);
+}

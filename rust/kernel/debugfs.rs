@@ -74,9 +74,8 @@ impl Dir {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn counter(&self, name: &CStr, counter: &'static AtomicU64) {
-        // SAFETY: `name` is valid for the call, the directory is live by the type invariant, and
-        // `AtomicU64` has the layout of `u64`; debugfs only reads it, which races benignly with
-        // atomic updates on 64-bit architectures.
+        // SAFETY: `name` is valid for the call and the directory live (type invariant); debugfs
+        // reads the `AtomicU64` as a `u64` (same layout), a benign race on 64-bit architectures.
         unsafe {
             bindings::debugfs_create_u64(
                 name.as_char_ptr(),

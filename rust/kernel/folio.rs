@@ -85,6 +85,14 @@ impl Folio {
         unsafe { bindings::folio_index(self.as_ptr()) as usize }
     }
 
+    /// Returns the page index after the folio's last page.
+    ///
+    /// Only stable while the folio is locked, or otherwise known to stay in its mapping.
+    pub fn next_index(&self) -> usize {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_next_index(self.as_ptr()) as usize }
+    }
+
     /// Returns the number of pages.
     pub fn nr_pages(&self) -> usize {
         1 << self.order()

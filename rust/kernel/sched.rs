@@ -14,6 +14,6 @@ pub fn cond_resched() {
 
 /// Returns whether the current task has a signal pending, so a long operation should stop.
 pub fn signal_pending() -> bool {
-    // SAFETY: `current` is always a valid task.
-    unsafe { bindings::signal_pending(bindings::get_current()) != 0 }
+    // SAFETY: No preconditions.
+    unsafe { bindings::current_signal_pending() }
 }

@@ -66,7 +66,9 @@ impl Mapping {
     /// Looks up the folio caching page `index` and locks it; `None` if there is none.
     pub fn lock_folio(&self, index: usize) -> Result<Option<LockedFolio>> {
         // SAFETY: The mapping is valid by the type invariant.
-        let ptr = unsafe { bindings::filemap_lock_folio(self.as_ptr(), index as _) };
+        let ptr = unsafe {
+            bindings::__filemap_get_folio(self.as_ptr(), index as _, bindings::FGP_LOCK, 0)
+        };
         match from_err_ptr(ptr) {
             // SAFETY: On success the folio is returned locked and referenced.
             Ok(p) => Ok(Some(unsafe { locked(p) })),
@@ -75,10 +77,15 @@ impl Mapping {
         }
     }
 
+    /// Returns the mask that `mapping_gfp_mask()` returns.
+    fn gfp_mask(&self) -> bindings::gfp_t {
+        // SAFETY: The mapping is valid; its mask is set before the file is installed.
+        unsafe { (*self.as_ptr()).gfp_mask }
+    }
+
     /// Allocates a folio of `order` with the mapping's GFP mask.
     pub fn alloc_folio(&self, order: u32) -> Result<ARef<Folio>> {
-        // SAFETY: The mapping is valid by the type invariant.
-        let gfp = unsafe { bindings::mapping_gfp_mask(self.as_ptr()) };
+        let gfp = self.gfp_mask();
         // SAFETY: No preconditions.
         let ptr = unsafe { bindings::filemap_alloc_folio(gfp, order) };
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
@@ -90,8 +97,7 @@ impl Mapping {
     ///
     /// Fails with `EEXIST` if another folio already caches part of the range.
     pub fn add_folio(&self, folio: ARef<Folio>, index: usize) -> Result<LockedFolio> {
-        // SAFETY: The mapping is valid by the type invariant.
-        let gfp = unsafe { bindings::mapping_gfp_mask(self.as_ptr()) };
+        let gfp = self.gfp_mask();
         // SAFETY: `folio` is a fresh, unlocked folio that no mapping holds yet; on success it is
         // returned locked and the page cache takes its own references.
         to_result(unsafe {
@@ -205,9 +211,8 @@ impl<T: Operations> OperationsVTable<T> {
         mapping: *mut bindings::address_space,
         folio: *mut bindings::folio,
     ) -> crate::ffi::c_int {
-        // SAFETY: `FileType<T>` set `i_private` to the file's data, and keeps it until it has
-        // emptied the page cache. The locked folio is still in the cache, so that
-        // has not happened yet.
+        // SAFETY: `FileType<T>` keeps the file's data in `i_private` until it has emptied the
+        // page cache, and the locked folio is still in the cache.
         let data = unsafe { super::anon_inode::data_of_mapping::<T>(mapping) };
         // SAFETY: Memory failure holds a reference to the folio across the callback.
         let r = T::error_remove_folio(data, unsafe { Folio::from_raw(folio) });

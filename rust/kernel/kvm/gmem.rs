@@ -346,11 +346,9 @@ impl<P: Provider> Registration<P> {
         let kvm = unsafe { Kvm::from_raw(kvm) };
         // SAFETY: KVM copied the arguments from user space.
         let (size, flags) = unsafe { ((*args).size, (*args).flags) };
-        let r = (|| {
-            let fd = file::FdReservation::get(0)?;
-            let file = P::create(&this.files, kvm, size, flags)?;
-            Ok::<_, Error>(fd.install(file))
-        })();
+        // Refused arguments cost no descriptor; if none is left, the new file is released.
+        let r = P::create(&this.files, kvm, size, flags)
+            .and_then(|file| Ok::<_, Error>(file::FdReservation::get(0)?.install(file)));
         match r {
             Ok(fd) => fd as _,
             Err(e) => e.to_errno(),
@@ -499,13 +497,24 @@ impl<P: Provider> PinnedDrop for Registration<P> {
 }
 
 /// Asks the architecture to prepare a frame for private use (`kvm_arch_gmem_prepare`).
+///
+/// Costs nothing where the architecture has no such hook.
 pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
+    if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
+        return Ok(());
+    }
     // SAFETY: The VM is alive.
     to_result(unsafe { bindings::kvm_gmem_provider_prepare(kvm.as_ptr(), gfn, pfn, order as _) })
 }
 
-/// Tells the architecture that frames `[start, end)` leave private use (`kvm_arch_gmem_invalidate`).
-pub fn arch_invalidate(start: u64, end: u64) {
+/// Tells the architecture that `folio`'s frames leave private use (`kvm_arch_gmem_invalidate`).
+///
+/// Costs nothing where the architecture has no such hook.
+pub fn arch_invalidate(folio: &Folio) {
+    if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE) {
+        return;
+    }
+    let start = folio.pfn();
     // SAFETY: No preconditions; the frames are the caller's.
-    unsafe { bindings::kvm_gmem_provider_free(start, end) }
+    unsafe { bindings::kvm_gmem_provider_free(start, start + folio.nr_pages() as u64) }
 }
