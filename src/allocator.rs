@@ -33,21 +33,27 @@ impl Allocator for PageAllocator {
 
 /// Returns the locked folio caching file page `index`, allocating it if there is none, and
 /// whether it is new. The caller counts new folios in [`counters::FOLIOS_ALLOCATED`].
+///
+/// With `likely_absent`, as when the page before was just allocated, the folio is inserted
+/// without looking first; a folio already there is found on `EEXIST`.
 pub(crate) fn get_or_alloc(
     allocator: &dyn Allocator,
     mapping: &Mapping,
     index: u64,
     file_pages: u64,
+    mut likely_absent: bool,
 ) -> Result<(LockedFolio, bool)> {
     loop {
-        if let Some(folio) = mapping.lock_folio(index as usize)? {
-            return Ok((folio, false));
+        if !likely_absent {
+            if let Some(folio) = mapping.lock_folio(index as usize)? {
+                return Ok((folio, false));
+            }
         }
         let (folio, start) = allocator.alloc(mapping, index, file_pages)?;
         match mapping.add_folio(folio, start as usize) {
             Ok(folio) => return Ok((folio, true)),
             // Someone else cached it first; use theirs.
-            Err(e) if e == EEXIST => continue,
+            Err(e) if e == EEXIST => likely_absent = false,
             Err(e) => return Err(e),
         }
     }

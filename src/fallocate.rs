@@ -45,6 +45,7 @@ fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
     let _invalidate = mapping.invalidate_lock_shared();
     let mut index = range.start();
     let mut added = 0;
+    let mut last_new = false;
     let r = loop {
         if index >= range.end() {
             break Ok(());
@@ -56,10 +57,12 @@ fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
             }
             sched::cond_resched();
         }
-        match allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages) {
+        // Where the last page was missing, the next one most likely is too.
+        match allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, last_new) {
             Ok((folio, new)) => {
                 index = folio.next_index() as u64;
                 added += u64::from(new);
+                last_new = new;
             }
             Err(e) => break Err(e),
         }

@@ -23,7 +23,8 @@ pub(crate) fn get_pfn(
 ) -> Result<Pfn> {
     counters::GET_PFN.inc();
     let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-    let (folio, new) = allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages)?;
+    let (folio, new) =
+        allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages, false)?;
     if new {
         counters::FOLIOS_ALLOCATED.inc();
     }
@@ -70,8 +71,8 @@ pub(crate) fn populate(
         }
         let gfn = start_gfn + done;
         let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-        let r = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages).and_then(
-            |(folio, new)| {
+        let r = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)
+            .and_then(|(folio, new)| {
                 if new {
                     counters::FOLIOS_ALLOCATED.inc();
                 }
@@ -102,8 +103,7 @@ pub(crate) fn populate(
                 folio.mark_uptodate();
                 counters::PREPARES.inc();
                 Ok(1u64 << order)
-            },
-        );
+            });
         match r {
             Ok(n) => done += n,
             Err(e) => {
