@@ -499,6 +499,7 @@ impl<P: Provider> PinnedDrop for Registration<P> {
 /// Asks the architecture to prepare a frame for private use (`kvm_arch_gmem_prepare`).
 ///
 /// Costs nothing where the architecture has no such hook.
+#[inline]
 pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
     if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
         return Ok(());
@@ -510,6 +511,7 @@ pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
 /// Tells the architecture that `folio`'s frames leave private use (`kvm_arch_gmem_invalidate`).
 ///
 /// Costs nothing where the architecture has no such hook.
+#[inline]
 pub fn arch_invalidate(folio: &Folio) {
     if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE) {
         return;
