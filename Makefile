@@ -6,6 +6,7 @@
 #   make check    deps, host tests, lint, debug kernel, every VM test
 #   make vm       an interactive shell in the test VM
 #   make bench    rgmem against KVM's C guest_memfd, release kernel, one boot
+#   make check-long  the host tests with ten times the random cases (RGMEM_LONG=1)
 #
 # Kbuild (not this file) describes the module to the kernel's build.
 # KDIR=<clean kernel source> builds that tree instead of Debian's 6.12;
@@ -14,7 +15,7 @@
 FLAVOUR ?= release
 export KDIR KBUILD
 
-.PHONY: all deps kernel module selftests host-test lint check run bench vm clean distclean
+.PHONY: all deps kernel module selftests host-test check-long lint check run bench vm clean distclean
 
 all: module
 
@@ -32,6 +33,9 @@ selftests: kernel
 
 host-test:
 	@cd tests/host && cargo test --release
+
+check-long:
+	@cd tests/host && RGMEM_LONG=1 cargo test --release
 
 lint: deps
 	@scripts/lint

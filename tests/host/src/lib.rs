@@ -16,6 +16,10 @@ pub mod binding_math;
 #[allow(dead_code)]
 pub mod alloc_math;
 
+#[path = "../../../src/share_math.rs"]
+#[allow(dead_code)]
+pub mod share_math;
+
 #[cfg(test)]
 mod range_tests;
 
@@ -24,3 +28,6 @@ mod binding_tests;
 
 #[cfg(test)]
 mod alloc_tests;
+
+#[cfg(test)]
+mod share_tests;
