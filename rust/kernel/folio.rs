@@ -192,6 +192,14 @@ impl LockedFolio {
         }
     }
 
+    /// Gives up the lock and the reference, for C code that releases both.
+    pub fn into_raw(self) -> NonNull<bindings::folio> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: `this.0` is read exactly once and `this` is not dropped, so the lock and the
+        // reference move to the caller.
+        ARef::into_raw(unsafe { core::ptr::read(&this.0) }).cast()
+    }
+
     /// Unlocks the folio and returns the reference.
     pub fn unlock(self) -> ARef<Folio> {
         let this = core::mem::ManuallyDrop::new(self);

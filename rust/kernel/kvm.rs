@@ -99,6 +99,13 @@ impl Kvm {
     }
 }
 
+/// Whether KVM keeps memory attributes per VM: the kvm module's `vm_memory_attributes`, 1 by
+/// default. When it is 0, guest_memfd files hold them.
+pub fn vm_memory_attributes() -> bool {
+    // SAFETY: KVM sets the read-only parameter before any module can link against it.
+    unsafe { core::ptr::read(&raw const bindings::vm_memory_attributes) }
+}
+
 impl Kvm {
     /// Returns whether every guest frame in `[start, end)` is private.
     pub fn range_is_private(&self, start: u64, end: u64) -> bool {

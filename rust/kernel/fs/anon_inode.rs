@@ -6,8 +6,9 @@
 
 use crate::{
     bindings,
-    error::{from_err_ptr, Result},
-    fs::{file, filemap, inode, File},
+    error::{from_err_ptr, Error, Result},
+    fs::{file, filemap, inode, File, Mapping},
+    mm::VmaNew,
     prelude::*,
     str::CStr,
     sync::Arc,
@@ -65,37 +66,37 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         self.fops.get()
     }
 
-    /// Creates a read-write file of `size` bytes named `name`, owning `data`.
+    /// Creates a read-write file of `size` bytes named `name`, whose data `init` builds from the
+    /// file's fresh page cache.
     ///
     /// The page cache allocates `GFP_HIGHUSER` folios, is unevictable, and is inaccessible to
-    /// read, write and GUP.
-    pub fn create(&self, name: &'static CStr, data: Arc<T::Data>, size: i64) -> Result<ARef<File>> {
-        let ptr = data.into_foreign();
+    /// read and write.
+    pub fn create<I, E>(
+        &self,
+        name: &'static CStr,
+        size: i64,
+        init: impl FnOnce(&Mapping) -> I,
+    ) -> Result<ARef<File>>
+    where
+        I: PinInit<T::Data, E>,
+        Error: From<E>,
+    {
         // SAFETY: `name` is a static C string and the vtables outlive every file by the type
-        // invariant. On success the file owns `ptr`.
+        // invariant. The data is attached below, before anyone else can reach the file.
         let raw = from_err_ptr(unsafe {
             bindings::anon_inode_create_getfile(
                 name.as_char_ptr(),
                 self.fops.get(),
-                ptr as *mut _,
+                core::ptr::null_mut(),
                 bindings::O_RDWR as _,
                 core::ptr::null(),
             )
-        });
-        let raw = match raw {
-            Ok(raw) => raw,
-            Err(e) => {
-                // SAFETY: No file was created, so `ptr` is still ours alone.
-                drop(unsafe { Arc::<T::Data>::from_foreign(ptr) });
-                return Err(e);
-            }
-        };
+        })?;
         // SAFETY: The file and its fresh inode are ours alone until the file is installed.
         unsafe {
             (*raw).f_flags |= bindings::O_LARGEFILE;
             let inode = (*raw).f_inode;
             let mapping = (*inode).i_mapping;
-            (*inode).i_private = ptr as *mut _;
             (*inode).i_op = self.iops.get();
             (*mapping).a_ops = self.aops.get();
             (*inode).i_mode |= bindings::S_IFREG as u16;
@@ -104,7 +105,18 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
             bindings::mapping_set_inaccessible(mapping);
         }
         // SAFETY: `anon_inode_create_getfile` returned the only reference, which we now own.
-        Ok(unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) })
+        // Dropping it before the data is attached releases a file without data, which
+        // `release` allows.
+        let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) };
+        let data = Arc::pin_init(init(file.mapping()), GFP_KERNEL)?;
+        let ptr = data.into_foreign();
+        // INVARIANT: The private data of the file is now an `Arc<T::Data>`.
+        // SAFETY: The file is still ours alone.
+        unsafe {
+            (*raw).private_data = ptr as *mut _;
+            (*(*raw).f_inode).i_private = ptr as *mut _;
+        }
+        Ok(file)
     }
 
     /// Returns the data of `file` if it is a file of this type.
@@ -156,6 +168,11 @@ impl<T: file::Operations> FopsVTable<T> {
     ) -> crate::ffi::c_int {
         // SAFETY: The file is live until we return.
         let f = unsafe { File::from_raw(file) };
+        // SAFETY: As above.
+        if unsafe { (*file).private_data }.is_null() {
+            // `create` failed before attaching the data: nothing was ever cached.
+            return 0;
+        }
         // SAFETY: The data lives until the `from_foreign` below.
         T::release(unsafe { data_of_file::<T>(file) }, f);
         // Folios are only added through a live file, and this is the last one: once the page
@@ -202,7 +219,33 @@ impl<T: file::Operations> FopsVTable<T> {
         }
     }
 
+    /// # Safety
+    ///
+    /// Called by `mmap` on a live file of a `FileType<T>` and a VMA it is setting up.
+    unsafe extern "C" fn mmap(
+        file: *mut bindings::file,
+        vma: *mut bindings::vm_area_struct,
+    ) -> crate::ffi::c_int {
+        // SAFETY: The file is live for the call, and `mmap` is setting up `vma`.
+        let (data, f, v) = unsafe {
+            (
+                data_of_file::<T>(file),
+                File::from_raw(file),
+                VmaNew::from_raw(vma),
+            )
+        };
+        match T::mmap(data, f, v) {
+            Ok(()) => {
+                // SAFETY: The VMA is being set up, so nothing else reads `vm_ops` yet.
+                unsafe { (*vma).vm_ops = &VmOpsVTable::<T>::VTABLE };
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
     const VTABLE: bindings::file_operations = bindings::file_operations {
+        mmap: if T::HAS_MMAP { Some(Self::mmap) } else { None },
         open: Some(bindings::generic_file_open),
         release: Some(Self::release),
         fallocate: if T::HAS_FALLOCATE {
@@ -216,6 +259,42 @@ impl<T: file::Operations> FopsVTable<T> {
             None
         },
         // SAFETY: All-zeroes is a valid `file_operations`: every hook is absent.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+struct VmOpsVTable<T: file::Operations>(PhantomData<T>);
+
+impl<T: file::Operations> VmOpsVTable<T> {
+    /// # Safety
+    ///
+    /// Called by the fault path for a VMA that `mmap` set up for a file of a `FileType<T>`.
+    unsafe extern "C" fn fault(vmf: *mut bindings::vm_fault) -> bindings::vm_fault_t {
+        // SAFETY: The fault path passes a valid `vmf` whose VMA holds a reference to its file, so
+        // the file and its data are alive for the call.
+        let (file, index) = unsafe {
+            let v = &(*vmf).__bindgen_anon_1;
+            ((*v.vma).vm_file, v.pgoff as u64)
+        };
+        // SAFETY: As above.
+        let (data, f) = unsafe { (data_of_file::<T>(file), File::from_raw(file)) };
+        match T::fault(data, f, index) {
+            Ok(folio) => {
+                let folio = folio.into_raw().as_ptr();
+                // SAFETY: The fault path takes over the folio's lock and reference with the page,
+                // as `VM_FAULT_LOCKED` tells it.
+                unsafe { (*vmf).page = bindings::folio_file_page(folio, index as _) };
+                bindings::vm_fault_reason_VM_FAULT_LOCKED
+            }
+            Err(e) if e == ENOMEM => bindings::vm_fault_reason_VM_FAULT_OOM,
+            Err(e) if e == EHWPOISON => bindings::vm_fault_reason_VM_FAULT_HWPOISON,
+            Err(_) => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+        }
+    }
+
+    const VTABLE: bindings::vm_operations_struct = bindings::vm_operations_struct {
+        fault: Some(Self::fault),
+        // SAFETY: All-zeroes is a valid `vm_operations_struct`: every hook is absent.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };
 }

@@ -7,7 +7,9 @@
 use crate::{
     bindings,
     error::{code::*, to_result, Result},
+    folio::LockedFolio,
     fs::{Inode, Mapping},
+    mm::VmaNew,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::ptr::NonNull;
@@ -136,6 +138,18 @@ pub trait Operations: Sized + 'static {
     /// `ioctl(2)`.
     fn ioctl(_data: &Self::Data, _file: &File, _cmd: u32, _arg: usize) -> Result<isize> {
         Err(ENOTTY)
+    }
+
+    /// `mmap(2)`: accepts or refuses `vma`. Faults in it then reach [`Operations::fault`].
+    fn mmap(_data: &Self::Data, _file: &File, _vma: &VmaNew) -> Result {
+        Err(ENODEV)
+    }
+
+    /// A fault on a mapping of the file at file page `index`: returns the locked folio caching
+    /// it. `ENOMEM` fails the fault as out of memory, `EHWPOISON` as poisoned, and any other
+    /// error raises `SIGBUS`.
+    fn fault(_data: &Self::Data, _file: &File, _index: u64) -> Result<LockedFolio> {
+        Err(EFAULT)
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
     fs::file,
     types::{ARef, Opaque},
 };
-use core::ptr::NonNull;
+use core::{ops::ControlFlow, ptr::NonNull};
 
 /// A file's page cache.
 ///
@@ -107,6 +107,48 @@ impl Mapping {
         Ok(unsafe { LockedFolio::from_locked(folio) })
     }
 
+    /// Unmaps pages `start..end` from every process that maps them; the next access faults.
+    pub fn unmap_pages(&self, start: u64, end: u64) {
+        if start >= end {
+            return;
+        }
+        // SAFETY: The mapping is valid by the type invariant.
+        unsafe {
+            bindings::unmap_mapping_pages(self.as_ptr(), start as _, (end - start) as _, false)
+        };
+    }
+
+    /// Calls `f` on each folio cached in pages `start..end`, in order, until it breaks.
+    pub fn for_each_folio<B>(
+        &self,
+        start: u64,
+        end: u64,
+        mut f: impl FnMut(&CachedFolio) -> ControlFlow<B>,
+    ) -> Option<B> {
+        let mut next = start as crate::ffi::c_ulong;
+        let mut batch = bindings::folio_batch::default();
+        while (next as u64) < end {
+            // SAFETY: The mapping is valid and `batch` is empty; each folio found comes with a
+            // reference, which `folio_batch_release` drops.
+            let n = unsafe {
+                bindings::filemap_get_folios(self.as_ptr(), &mut next, (end - 1) as _, &mut batch)
+            };
+            if n == 0 {
+                break;
+            }
+            let r = batch.folios[..n as usize].iter().try_for_each(|&p| {
+                // SAFETY: The batch holds a reference to each of its folios.
+                f(unsafe { CachedFolio::from_raw(p) })
+            });
+            // SAFETY: The folios are the batch's, and nothing borrows them any more.
+            unsafe { bindings::folio_batch_release(&mut batch) };
+            if let ControlFlow::Break(b) = r {
+                return Some(b);
+            }
+        }
+        None
+    }
+
     /// Removes every folio overlapping bytes `[start, end)` from the cache.
     ///
     /// The exclusive invalidate lock keeps new folios out while this runs.
@@ -119,6 +161,35 @@ impl Mapping {
     }
 }
 
+/// A folio found in a page cache by [`Mapping::for_each_folio`], which holds one reference to it
+/// for the duration of the call.
+#[repr(transparent)]
+pub struct CachedFolio(Folio);
+
+impl CachedFolio {
+    /// # Safety
+    ///
+    /// `ptr` must be a folio of a page cache on which the caller holds one reference, for `'a`.
+    unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Self {
+        // SAFETY: `CachedFolio` is a transparent wrapper of a live folio.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Whether no one but the page cache (one reference per page) and this walk holds the folio:
+    /// no process maps it, and no one pins it or is about to.
+    pub fn is_unused(&self) -> bool {
+        self.0.ref_count() as usize == self.0.nr_pages() + 1
+    }
+}
+
+impl core::ops::Deref for CachedFolio {
+    type Target = Folio;
+
+    fn deref(&self) -> &Folio {
+        &self.0
+    }
+}
+
 /// # Safety
 ///
 /// `ptr` must be a locked folio on which the caller owns a reference; both move into the result.
@@ -127,6 +198,24 @@ unsafe fn locked(ptr: *mut bindings::folio) -> LockedFolio {
     let folio = unsafe { Folio::from_owned_raw(NonNull::new_unchecked(ptr)) };
     // SAFETY: Per the function's contract, the folio is locked.
     unsafe { LockedFolio::from_locked(folio) }
+}
+
+/// A guard of a mapping's invalidate lock, held in either mode.
+pub trait InvalidateHeld {
+    /// The mapping whose lock is held.
+    fn mapping(&self) -> &Mapping;
+}
+
+impl InvalidateHeld for InvalidateGuard<'_> {
+    fn mapping(&self) -> &Mapping {
+        self.0
+    }
+}
+
+impl InvalidateHeld for InvalidateSharedGuard<'_> {
+    fn mapping(&self) -> &Mapping {
+        self.0
+    }
 }
 
 /// The invalidate lock, held exclusively.

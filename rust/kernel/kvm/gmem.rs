@@ -17,6 +17,7 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     folio::Folio,
     fs::{anon_inode::FileType, file, filemap, inode, File},
+    ioctl,
     kvm::{Kvm, MemorySlot, SlotsGuard},
     new_mutex,
     prelude::*,
@@ -24,10 +25,11 @@ use crate::{
         lock::{mutex::MutexBackend, Guard},
         Mutex,
     },
-    types::{ARef, Opaque},
+    types::{ARef, AsBytes, FromBytes, Opaque},
+    uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
-use core::{ptr::NonNull, sync::atomic::AtomicBool, sync::atomic::Ordering};
+use core::{mem::size_of, ptr::NonNull, sync::atomic::AtomicBool, sync::atomic::Ordering};
 
 /// A memslot bound to a range of a guest_memfd file.
 ///
@@ -235,6 +237,99 @@ pub trait Provider: Sized + 'static {
     ) -> Result<u64> {
         Err(EOPNOTSUPP)
     }
+
+    /// Whether `gfn` of `slot` is private, when KVM's `vm_memory_attributes` is 0 and the file
+    /// holds the attributes. KVM may hold `mmu_lock`: this must not sleep.
+    fn is_private(_data: &Data<Self>, _slot: &MemorySlot, _gfn: u64) -> bool {
+        true
+    }
+
+    /// The value of the guest_memfd capability `cap`, for `kvm` or, if `None`, for `/dev/kvm`.
+    /// Runs under `rcu_read_lock()`.
+    fn capability(_kvm: Option<&Kvm>, _cap: Capability) -> u64 {
+        0
+    }
+}
+
+/// The argument of `KVM_SET_MEMORY_ATTRIBUTES2`, an ioctl of guest_memfd files, as read from
+/// user space.
+///
+/// # Invariants
+///
+/// `ptr` is the user address `raw` was read from.
+pub struct MemoryAttributes2 {
+    raw: bindings::kvm_memory_attributes2,
+    ptr: UserPtr,
+}
+
+// SAFETY: The struct is plain integers, with no padding.
+unsafe impl FromBytes for bindings::kvm_memory_attributes2 {}
+// SAFETY: As above.
+unsafe impl AsBytes for bindings::kvm_memory_attributes2 {}
+
+impl MemoryAttributes2 {
+    /// The ioctl command.
+    pub const IOCTL: u32 = ioctl::_IOWR::<bindings::kvm_memory_attributes2>(bindings::KVMIO, 0xd2);
+
+    /// Reads the argument at user address `arg`; `EFAULT` if it cannot be read.
+    pub fn read(arg: usize) -> Result<Self> {
+        let mut reader =
+            UserSlice::new(arg, size_of::<bindings::kvm_memory_attributes2>()).reader();
+        Ok(Self {
+            raw: reader.read()?,
+            ptr: arg,
+        })
+    }
+
+    /// The byte offset of the range in the file.
+    pub fn offset(&self) -> u64 {
+        self.raw.offset
+    }
+
+    /// The byte length of the range.
+    pub fn size(&self) -> u64 {
+        self.raw.size
+    }
+
+    /// The attributes asked for.
+    pub fn attributes(&self) -> u64 {
+        self.raw.attributes
+    }
+
+    /// The flags; none is defined.
+    pub fn flags(&self) -> u64 {
+        self.raw.flags
+    }
+
+    /// The reserved fields, which must be zero.
+    pub fn reserved(&self) -> &[u64] {
+        &self.raw.reserved
+    }
+
+    /// Reports a failure at byte `offset` of the file back to user space, in `error_offset`.
+    pub fn report_error_offset(mut self, offset: u64) -> Result {
+        self.raw.error_offset = offset;
+        let len = size_of::<bindings::kvm_memory_attributes2>();
+        UserSlice::new(self.ptr, len).writer().write(&self.raw)
+    }
+}
+
+/// `KVM_CREATE_GUEST_MEMFD` flag: the host may `mmap` the file's shared pages.
+pub const FLAG_MMAP: u64 = bindings::GUEST_MEMFD_FLAG_MMAP as u64;
+/// `KVM_CREATE_GUEST_MEMFD` flag: pages start shared rather than private.
+pub const FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SHARED as u64;
+
+/// The attribute that marks memory private.
+pub const MEMORY_ATTRIBUTE_PRIVATE: u64 = bindings::KVM_MEMORY_ATTRIBUTE_PRIVATE as u64;
+
+/// The guest_memfd capabilities a provider answers.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Capability {
+    /// `KVM_CAP_GUEST_MEMFD_FLAGS`: the supported `KVM_CREATE_GUEST_MEMFD` flags.
+    Flags,
+    /// `KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES`: the attributes `KVM_SET_MEMORY_ATTRIBUTES2`
+    /// takes.
+    MemoryAttributes,
 }
 
 /// A population request from `kvm_gmem_populate()`: up to `npages` frames from `gfn`, each
@@ -324,6 +419,10 @@ impl<P: Provider> Registration<P> {
             if P::HAS_POPULATE {
                 (*raw).populate = Some(Self::populate);
             }
+            if P::HAS_IS_PRIVATE {
+                (*raw).is_private = Some(Self::is_private);
+            }
+            (*raw).capability = Some(Self::capability);
         }
         // SAFETY: `raw` is fully initialised and outlives the registration.
         to_result(unsafe { bindings::kvm_gmem_register_provider(raw) })?;
@@ -438,6 +537,37 @@ impl<P: Provider> Registration<P> {
             }
             Err(e) => e.to_errno(),
         }
+    }
+}
+
+impl<P: Provider> Registration<P> {
+    /// # Safety
+    ///
+    /// Called by KVM with `kvm->srcu` held and `file`, one of ours, referenced.
+    unsafe extern "C" fn is_private(
+        slot: *mut bindings::kvm_memory_slot,
+        file: *mut bindings::file,
+        gfn: bindings::gfn_t,
+    ) -> bool {
+        // SAFETY: KVM keeps the memslot alive across the call.
+        let s = unsafe { MemorySlot::from_raw(slot) };
+        // SAFETY: The file is one of ours and referenced.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        P::is_private(data, s, gfn)
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM under `rcu_read_lock()`, with `kvm` live or null.
+    unsafe extern "C" fn capability(kvm: *mut bindings::kvm, cap: crate::ffi::c_long) -> u64 {
+        let cap = match u32::try_from(cap) {
+            Ok(bindings::KVM_CAP_GUEST_MEMFD_FLAGS) => Capability::Flags,
+            Ok(bindings::KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) => Capability::MemoryAttributes,
+            _ => return 0,
+        };
+        // SAFETY: KVM keeps a non-null VM alive across the call.
+        let kvm = (!kvm.is_null()).then(|| unsafe { Kvm::from_raw(kvm) });
+        P::capability(kvm, cap)
     }
 }
 

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: GPL-2.0
+
+#include <linux/maple_tree.h>
+#include <linux/mm.h>
+#include <linux/pagemap.h>
+#include <linux/pagevec.h>
+
+void rust_helper_mt_init_flags(struct maple_tree *mt, unsigned int flags)
+{
+	mt_init_flags(mt, flags);
+}
+
+void rust_helper_mt_set_external_lock(struct maple_tree *mt,
+				      struct address_space *mapping)
+{
+	mt_set_external_lock(mt, &mapping->invalidate_lock);
+}
+
+void rust_helper_mt_clear_external_lock(struct maple_tree *mt)
+{
+	mt_on_stack(*mt);
+}
+
+void rust_helper_folio_batch_release(struct folio_batch *fbatch)
+{
+	folio_batch_release(fbatch);
+}
+
+struct page *rust_helper_folio_file_page(struct folio *folio, pgoff_t index)
+{
+	return folio_file_page(folio, index);
+}
+
+void rust_helper_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
+{
+	vm_flags_set(vma, flags);
+}
