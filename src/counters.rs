@@ -54,8 +54,12 @@ pub(crate) static INVALIDATIONS: Counter = Counter::new();
 pub(crate) static PUNCH_HOLES: Counter = Counter::new();
 /// Poisoned folios reported by memory failure.
 pub(crate) static MEMORY_FAILURES: Counter = Counter::new();
+/// Conversions that changed at least one page.
+pub(crate) static CONVERSIONS: Counter = Counter::new();
+/// Faults on the host's mappings served.
+pub(crate) static USER_FAULTS: Counter = Counter::new();
 
-const ALL: [(&CStr, &Counter); 11] = [
+const ALL: [(&CStr, &Counter); 13] = [
     (c_str!("files_created"), &FILES_CREATED),
     (c_str!("files_live"), &FILES_LIVE),
     (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
@@ -67,6 +71,8 @@ const ALL: [(&CStr, &Counter); 11] = [
     (c_str!("invalidations"), &INVALIDATIONS),
     (c_str!("punch_holes"), &PUNCH_HOLES),
     (c_str!("memory_failures"), &MEMORY_FAILURES),
+    (c_str!("conversions"), &CONVERSIONS),
+    (c_str!("user_faults"), &USER_FAULTS),
 ];
 
 /// Shows every counter in `dir`.

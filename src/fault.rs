@@ -2,10 +2,11 @@
 
 //! KVM's private faults, and launch-time population: the page frames behind guest frames.
 
-use crate::{alloc_math, allocator, counters, file::Gmem, range::PAGE_SHIFT};
+use crate::{alloc_math, allocator, counters, file::Gmem, range::PAGE_SHIFT, share_math::Share};
 use kernel::{
     fs::File,
     kvm::{
+        self,
         gmem::{self, Pfn, Populate},
         Kvm, MemorySlot,
     },
@@ -23,8 +24,14 @@ pub(crate) fn get_pfn(
 ) -> Result<Pfn> {
     counters::GET_PFN.inc();
     let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-    let (folio, new) =
-        allocator::get_or_alloc(gmem.allocator, file.mapping(), index, gmem.pages, false)?;
+    let mapping = file.mapping();
+    // Conversion holds the lock exclusively: the state cannot change under us.
+    let _invalidate = mapping.invalidate_lock_shared();
+    // A private fault on a shared page: KVM exits to user space with KVM_EXIT_MEMORY_FAULT.
+    if gmem.shares.get(index) != Share::Private {
+        return Err(EFAULT);
+    }
+    let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;
     if new {
         counters::FOLIOS_ALLOCATED.inc();
     }
@@ -86,7 +93,7 @@ pub(crate) fn populate(
                 // request.
                 let mut order = alloc_math::max_mapping_order(folio.order(), index, gfn);
                 while (1u64 << order) > npages - done
-                    || !kvm.range_is_private(gfn, gfn + (1 << order))
+                    || !range_is_private(gmem, kvm, gfn, index, 1 << order)
                 {
                     if order == 0 {
                         return Err(EINVAL);
@@ -115,5 +122,15 @@ pub(crate) fn populate(
     match err {
         Err(e) if done == 0 => Err(e),
         _ => Ok(done),
+    }
+}
+
+/// Whether the `n` guest frames from `gfn`, backed by file pages from `index`, are private,
+/// by the attributes KVM's fault path reads.
+fn range_is_private(gmem: &Gmem, kvm: &Kvm, gfn: u64, index: u64, n: u64) -> bool {
+    if kvm::vm_memory_attributes() {
+        kvm.range_is_private(gfn, gfn + n)
+    } else {
+        (index..index + n).all(|i| gmem.shares.get(i) == Share::Private)
     }
 }

@@ -3,25 +3,29 @@
 //! A guest_memfd file: its state, creation and release.
 //!
 //! Lock order, outermost first:
-//! `kvm->slots_lock` → the mapping's `invalidate_lock` → folio lock → [`Gmem::bindings`] →
-//! KVM's `mmu_lock`. The invalidate lock is taken shared by allocation and exclusive by
-//! hole punching and release; faults take none of these and rely on KVM's invalidation
-//! sequence instead.
+//! `kvm->slots_lock` → `mmap_lock` → the mapping's `invalidate_lock` → folio lock →
+//! [`Gmem::bindings`] → KVM's `mmu_lock`. The invalidate lock is taken shared by allocation,
+//! user faults and KVM's faults, and exclusively by conversion, hole punching and release; it
+//! also protects [`Gmem::shares`] (see `shareability.rs`). KVM's `is_private` takes none of
+//! these and relies on KVM's invalidation sequence instead.
 
 use crate::{
     allocator::{Allocator, PageAllocator},
-    counters, fallocate,
+    convert, counters, fallocate, mmap,
     range::PAGE_SHIFT,
+    share_math::Share,
+    shareability::Shareability,
 };
 use kernel::{
     c_str,
+    folio::LockedFolio,
     fs::{anon_inode::FileType, file, File},
     kvm::{
-        gmem::{Bindings, HasBindings},
+        gmem::{Bindings, HasBindings, MemoryAttributes2},
         Kvm,
     },
+    mm::VmaNew,
     prelude::*,
-    sync::Arc,
     types::ARef,
 };
 
@@ -37,6 +41,11 @@ pub(crate) struct Gmem {
     pub(crate) allocator: &'static dyn Allocator,
     /// The file size in pages; fixed at creation.
     pub(crate) pages: u64,
+    /// Whether the host may map the file's shared pages.
+    pub(crate) mmap: bool,
+    /// Which pages are shared and which private.
+    #[pin]
+    pub(crate) shares: Shareability,
 }
 
 impl HasBindings for Gmem {
@@ -48,22 +57,33 @@ impl HasBindings for Gmem {
 /// The guest_memfd file type.
 pub(crate) struct GmemFile;
 
-/// Creates a file of `pages` pages for `kvm`.
-pub(crate) fn create(files: &FileType<GmemFile>, kvm: &Kvm, pages: u64) -> Result<ARef<File>> {
+/// Creates a file of `pages` pages for `kvm`, all in state `init`.
+pub(crate) fn create(
+    files: &FileType<GmemFile>,
+    kvm: &Kvm,
+    pages: u64,
+    mmap: bool,
+    init: Share,
+) -> Result<ARef<File>> {
     static PAGES: PageAllocator = PageAllocator;
-    let gmem = Arc::pin_init(
+    // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
+    let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |mapping| {
+        let shares = Shareability::new(mapping);
         pin_init!(Gmem {
             kvm: kvm.into(),
             bindings <- Bindings::new(),
             allocator: &PAGES,
             pages,
-        }),
-        GFP_KERNEL,
-    )?;
-    // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
-    let file = files.create(c_str!("[rgmem]"), gmem, (pages << PAGE_SHIFT) as i64)?;
+            mmap,
+            shares <- shares,
+        })
+    })?;
     counters::FILES_CREATED.inc();
     counters::FILES_LIVE.inc();
+    // On failure, dropping the file releases it.
+    let gmem = files.data(&file).ok_or(EINVAL)?;
+    gmem.shares
+        .fill(&mut file.mapping().invalidate_lock(), pages, init)?;
     Ok(file)
 }
 
@@ -95,5 +115,20 @@ impl file::Operations for GmemFile {
 
     fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i64) -> Result {
         fallocate::fallocate(gmem, file, mode, offset, len)
+    }
+
+    fn ioctl(gmem: &Gmem, file: &File, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            MemoryAttributes2::IOCTL => convert::set_memory_attributes(gmem, file, arg),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn mmap(gmem: &Gmem, _file: &File, vma: &VmaNew) -> Result {
+        mmap::mmap(gmem, vma)
+    }
+
+    fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
+        mmap::fault(gmem, file, index)
     }
 }

@@ -8,19 +8,28 @@ use crate::{
     fault,
     file::{self, Gmem, GmemFile},
     range::{self, PageRange, PAGE_SHIFT},
+    share_math::Share,
 };
 use kernel::{
     fs::{anon_inode::FileType, File},
     kvm::{
-        gmem::{NewSlot, Pfn, Populate, Provider},
+        self,
+        gmem::{self, Capability, NewSlot, Pfn, Populate, Provider},
         Kvm, MemorySlot,
     },
     prelude::*,
     types::ARef,
 };
 
-/// Flags `KVM_CREATE_GUEST_MEMFD` accepts; none yet.
-const VALID_FLAGS: u64 = 0;
+/// The `KVM_CREATE_GUEST_MEMFD` flags rgmem supports. Files start shared only where they hold
+/// the attributes KVM reads, that is when KVM keeps none per VM.
+fn supported_flags() -> u64 {
+    if kvm::vm_memory_attributes() {
+        gmem::FLAG_MMAP
+    } else {
+        gmem::FLAG_MMAP | gmem::FLAG_INIT_SHARED
+    }
+}
 
 /// rgmem, as KVM sees it.
 pub(crate) struct Rgmem;
@@ -30,11 +39,16 @@ impl Provider for Rgmem {
     type File = GmemFile;
 
     fn create(files: &FileType<GmemFile>, kvm: &Kvm, size: u64, flags: u64) -> Result<ARef<File>> {
-        if flags & !VALID_FLAGS != 0 {
+        if flags & !supported_flags() != 0 {
             return Err(EINVAL);
         }
         let pages = range::check_file_size(size).map_err(range_errno)?;
-        file::create(files, kvm, pages)
+        let init = if flags & gmem::FLAG_INIT_SHARED != 0 {
+            Share::Shared
+        } else {
+            Share::Private
+        };
+        file::create(files, kvm, pages, flags & gmem::FLAG_MMAP != 0, init)
     }
 
     fn bind(gmem: &Gmem, kvm: &Kvm, slot: NewSlot<'_>, offset: u64) -> Result {
@@ -73,5 +87,20 @@ impl Provider for Rgmem {
         req: &Populate,
     ) -> Result<u64> {
         fault::populate(gmem, kvm, slot, file, req)
+    }
+
+    fn is_private(gmem: &Gmem, slot: &MemorySlot, gfn: u64) -> bool {
+        let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
+        gmem.shares.get(index) == Share::Private
+    }
+
+    fn capability(_kvm: Option<&Kvm>, cap: Capability) -> u64 {
+        match cap {
+            Capability::Flags => supported_flags(),
+            Capability::MemoryAttributes if !kvm::vm_memory_attributes() => {
+                gmem::MEMORY_ATTRIBUTE_PRIVATE
+            }
+            Capability::MemoryAttributes => 0,
+        }
     }
 }

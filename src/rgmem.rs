@@ -5,6 +5,7 @@
 mod alloc_math;
 mod allocator;
 mod binding_math;
+mod convert;
 mod counters;
 mod fallocate;
 mod fault;
@@ -12,8 +13,11 @@ mod file;
 mod inode;
 mod kvm;
 mod memory_failure;
+mod mmap;
 mod module;
 mod range;
+mod share_math;
+mod shareability;
 
 use kernel::prelude::*;
 use module::Rgmem;

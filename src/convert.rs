@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! In-place conversion: `KVM_SET_MEMORY_ATTRIBUTES2` flips pages between shared and private
+//! without moving them, so contents survive in both directions.
+//!
+//! A conversion goes through three types. A [`Plan`] knows whether anything changes and which
+//! single store records it. A [`Prepared`] conversion has reserved every node the store needs
+//! and, towards private, has unmapped the host and found no one else holding the pages. Up to
+//! there, failing leaves everything as it was. [`Prepared::commit`] is the point of no return:
+//! it invalidates KVM's mappings, stores, and ends the invalidation, and returns `()`.
+//!
+//! The mapping's invalidate lock is held exclusively from planning to commit; user memory is
+//! only touched outside it, since faults take `mmap_lock` before it.
+
+use crate::{
+    binding_math, counters,
+    fallocate::range_errno,
+    file::Gmem,
+    range::{PageRange, PAGE_SHIFT},
+    share_math::{self, Run, Share},
+};
+use core::ops::ControlFlow;
+use kernel::prelude::*;
+use kernel::{
+    fs::{filemap::InvalidateGuard, File},
+    kvm::{
+        self,
+        gmem::{self, MemoryAttributes2},
+    },
+    maple_tree::PreparedStore,
+    mm,
+};
+
+/// `KVM_SET_MEMORY_ATTRIBUTES2` on `file`, with its argument at user address `arg`.
+pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Result<isize> {
+    // While KVM keeps attributes per VM, those are the ones its fault path reads.
+    if kvm::vm_memory_attributes() {
+        return Err(ENOTTY);
+    }
+    let args = MemoryAttributes2::read(arg)?;
+    let to = share_math::requested(args.attributes(), args.flags(), args.reserved())
+        .map_err(|_| EINVAL)?;
+    let range = PageRange::from_bytes(args.offset(), args.size(), gmem.pages << PAGE_SHIFT)
+        .map_err(range_errno)?;
+
+    let mapping = file.mapping();
+    let mut guard = mapping.invalidate_lock();
+    let plan = Plan::new(gmem, &guard, range, to)?;
+    if !plan.changes {
+        return Ok(0);
+    }
+    let failed = match plan.prepare(gmem, file, &mut guard) {
+        Ok(prepared) => {
+            prepared.commit(gmem, file);
+            None
+        }
+        Err(failure) => Some(failure),
+    };
+    drop(guard);
+    if let Some((e, index)) = failed {
+        args.report_error_offset(index << PAGE_SHIFT)?;
+        return Err(e);
+    }
+    counters::CONVERSIONS.inc();
+    Ok(0)
+}
+
+/// What converting `range` to `to` changes.
+struct Plan {
+    range: PageRange,
+    to: Share,
+    /// Whether any page of `range` is not `to` yet.
+    changes: bool,
+    /// The pages to store `to` over: `range` widened over equal neighbours.
+    store: (u64, u64),
+}
+
+impl Plan {
+    fn new(gmem: &Gmem, guard: &InvalidateGuard<'_>, range: PageRange, to: Share) -> Result<Self> {
+        let (start, end) = (range.start(), range.end());
+        // The runs holding page `start - 1` and page `end` decide the widening.
+        let lo = start.saturating_sub(1);
+        let hi = (end + 1).min(gmem.pages);
+        let (mut before, mut after, mut changes) = (None::<Run>, None::<Run>, false);
+        for r in gmem.shares.runs_locked(guard, lo, hi)? {
+            changes |= share_math::changed(&r, start, end, to).is_some();
+            if start > 0 && r.start < start && start <= r.end {
+                before = Some(r);
+            }
+            if r.start <= end && end < r.end {
+                after = Some(r);
+            }
+        }
+        let store = share_math::widened(start, end, to, before.as_ref(), after.as_ref());
+        Ok(Self {
+            range,
+            to,
+            changes,
+            store,
+        })
+    }
+
+    /// Reserves what the commit needs and, towards private, makes sure the host has let go of
+    /// the pages. On failure nothing has changed; the error comes with the first page at fault.
+    fn prepare<'a>(
+        self,
+        gmem: &'a Gmem,
+        file: &File,
+        guard: &'a mut InvalidateGuard<'_>,
+    ) -> core::result::Result<Prepared<'a>, (Error, u64)> {
+        let (start, end) = (self.range.start(), self.range.end());
+        let store = gmem
+            .shares
+            .prepare_store_locked(guard, self.store.0, self.store.1, self.to)
+            .map_err(|e| (e, start))?;
+        if self.to == Share::Private {
+            let mapping = file.mapping();
+            mapping.unmap_pages(start, end);
+            // A page in a per-CPU LRU batch is referenced by the batch: drain once, then any
+            // reference left is a real user (a pin, a GUP in flight), and the caller must retry.
+            let mut drained = false;
+            let busy = mapping.for_each_folio(start, end, |folio| {
+                if !folio.is_unused() && !drained {
+                    mm::lru_add_drain_all();
+                    drained = true;
+                }
+                if folio.is_unused() {
+                    ControlFlow::Continue(())
+                } else {
+                    ControlFlow::Break((folio.index() as u64).max(start))
+                }
+            });
+            if let Some(index) = busy {
+                // Dropping `store` releases the reservation.
+                return Err((EAGAIN, index));
+            }
+        }
+        Ok(Prepared { plan: self, store })
+    }
+}
+
+/// A conversion with everything reserved: committing it cannot fail.
+struct Prepared<'a> {
+    plan: Plan,
+    store: PreparedStore<'a>,
+}
+
+impl Prepared<'_> {
+    /// Performs the conversion.
+    fn commit(self, gmem: &Gmem, file: &File) {
+        let (start, end) = (self.plan.range.start(), self.plan.range.end());
+        let mut inv = None;
+        {
+            let bindings = gmem.bindings.lock();
+            for b in bindings.iter() {
+                let Some(bound) = PageRange::new(b.start(), b.end()) else {
+                    continue;
+                };
+                if let Some((s, e)) =
+                    binding_math::gfns(&bound, b.slot().base_gfn(), &self.plan.range)
+                {
+                    gmem.kvm.invalidate(&mut inv, b, s, e);
+                }
+            }
+        }
+        if inv.is_some() {
+            counters::INVALIDATIONS.inc();
+        }
+        if self.plan.to == Share::Shared {
+            // The architecture takes back what it gave the guest, before the host may touch it.
+            file.mapping().for_each_folio(start, end, |folio| {
+                if gmem.shares.get(folio.index() as u64) == Share::Private {
+                    gmem::arch_invalidate(folio);
+                }
+                ControlFlow::<()>::Continue(())
+            });
+        }
+        self.store.commit();
+        // Faults retry until here, then see the new state.
+        drop(inv);
+    }
+}

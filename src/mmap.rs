@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The host's view: `mmap` of a guest_memfd file and its page faults.
+//!
+//! Only shared pages may be mapped, and only with `MAP_SHARED`: the host and the guest then see
+//! the same memory. KVM reaches shared pages the same way, by GUP of the VMM's mapping.
+
+use crate::{allocator, counters, file::Gmem, share_math::Share};
+use kernel::{folio::LockedFolio, fs::File, mm::VmaNew, prelude::*};
+
+/// `mmap(2)`: files created with `GUEST_MEMFD_FLAG_MMAP`, `MAP_SHARED` only.
+pub(crate) fn mmap(gmem: &Gmem, vma: &VmaNew) -> Result {
+    if !gmem.mmap {
+        return Err(ENODEV);
+    }
+    if !vma.is_shared() {
+        return Err(EINVAL);
+    }
+    Ok(())
+}
+
+/// A fault at file page `index`: the page, zeroed on first use, if it is shared.
+pub(crate) fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio> {
+    if index >= gmem.pages {
+        return Err(EFAULT);
+    }
+    let mapping = file.mapping();
+    // Conversion holds the lock exclusively: the state cannot change under us.
+    let _invalidate = mapping.invalidate_lock_shared();
+    if gmem.shares.get(index) != Share::Shared {
+        return Err(EACCES);
+    }
+    let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;
+    if new {
+        counters::FOLIOS_ALLOCATED.inc();
+    }
+    if folio.test_hwpoison() {
+        return Err(EHWPOISON);
+    }
+    if !folio.test_uptodate() {
+        folio.zero();
+        folio.mark_uptodate();
+    }
+    counters::USER_FAULTS.inc();
+    Ok(folio)
+}

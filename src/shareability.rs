@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Which pages of a file the host may map (shared) and which only the guest may (private).
+//!
+//! One maple tree per file holds maximal runs of equal state, covering every page.
+//!
+//! Locking: the tree is written only under the mapping's invalidate lock held exclusively
+//! (creation, conversion). User faults and KVM's `get_pfn` read it under the lock held shared;
+//! KVM's `is_private`, which may run under `mmu_lock`, reads one page under RCU and relies on
+//! KVM's invalidation sequence, which conversion bumps around its store, to retry a stale answer.
+//! Punch-hole and truncation keep the states.
+
+use crate::share_math::{Run, Share};
+use kernel::{
+    fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
+    maple_tree::{PreparedStore, Range, RangeTree},
+    prelude::*,
+};
+
+/// The shareability of a file's pages.
+#[pin_data]
+pub(crate) struct Shareability {
+    #[pin]
+    tree: RangeTree,
+}
+
+fn run(r: Range) -> Run {
+    Run {
+        start: r.first,
+        end: r.last + 1,
+        share: Share::from_value(r.value as usize),
+    }
+}
+
+impl Shareability {
+    /// An empty store for the file of `mapping`; [`Shareability::fill`] sets its initial state.
+    pub(crate) fn new(mapping: &Mapping) -> impl PinInit<Self> {
+        let tree = RangeTree::new(mapping);
+        pin_init!(Self { tree <- tree })
+    }
+
+    /// Sets all `pages` pages to `share`.
+    pub(crate) fn fill(&self, guard: &mut InvalidateGuard<'_>, pages: u64, share: Share) -> Result {
+        self.prepare_store_locked(guard, 0, pages, share)?.commit();
+        Ok(())
+    }
+
+    /// The state of page `index`, from any context. Pages past the end read as private: no one
+    /// may map them.
+    pub(crate) fn get(&self, index: u64) -> Share {
+        self.tree
+            .load(index)
+            .map_or(Share::Private, |v| Share::from_value(v as usize))
+    }
+
+    /// The runs that overlap pages `start..end`, whole, in order.
+    pub(crate) fn runs_locked<'a, H: InvalidateHeld>(
+        &'a self,
+        held: &'a H,
+        start: u64,
+        end: u64,
+    ) -> Result<impl Iterator<Item = Run> + 'a> {
+        Ok(self.tree.ranges(held, start, end - 1)?.map(run))
+    }
+
+    /// Reserves what storing `share` over pages `start..end` needs; the store cannot fail then.
+    pub(crate) fn prepare_store_locked<'a>(
+        &'a self,
+        guard: &'a mut InvalidateGuard<'_>,
+        start: u64,
+        end: u64,
+        share: Share,
+    ) -> Result<PreparedStore<'a>> {
+        self.tree
+            .prepare_store(guard, start, end - 1, share.to_value() as u32)
+    }
+}
