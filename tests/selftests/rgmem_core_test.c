@@ -178,15 +178,26 @@ TEST_F(rgmem, create_rejects_bad_args)
 		0, 1, PAGE_SIZE - 1, PAGE_SIZE + 1, FILE_SIZE + 512,
 	};
 	struct kvm_vm *vm = sw_vm();
+	uint64_t valid, expected = GUEST_MEMFD_FLAG_MMAP;
 	unsigned int i;
 	int fd;
+
+	/* Files start shared only where they hold the attributes KVM reads. */
+	ASSERT_LE(0, rgmem_vm_memory_attributes());
+	if (!rgmem_vm_memory_attributes())
+		expected |= GUEST_MEMFD_FLAG_INIT_SHARED;
+	valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
+	ASSERT_EQ(expected, valid);
 
 	for (i = 0; i < ARRAY_SIZE(bad_sizes); i++)
 		ASSERT_EQ(EINVAL, create_err(vm, bad_sizes[i], 0))
 			TH_LOG("size %#lx", bad_sizes[i]);
-	for (i = 0; i < 64; i++)
+	for (i = 0; i < 64; i++) {
+		if (valid & (1ULL << i))
+			continue;
 		ASSERT_EQ(EINVAL, create_err(vm, FILE_SIZE, 1ULL << i))
 			TH_LOG("flags bit %u", i);
+	}
 	assert_created(_metadata, &self->base, 0);
 
 	/* rgmem is the provider that refused them. */
@@ -654,7 +665,9 @@ TEST_F_TIMEOUT(rgmem, close_while_vcpu_runs, 120)
 	ASSERT_EQ(0, bind_slot(vm, VCPU_SLOT, VCPU_GPA, FILE_SIZE, fd, 0));
 	ASSERT_EQ(self->base.bindings + 1, CTR("bindings"));
 	virt_map(vm, VCPU_GPA, VCPU_GPA, FILE_PAGES);
-	vm_mem_set_private(vm, VCPU_GPA, FILE_SIZE);
+	/* Where guest_memfd holds the attributes, the new file is private. */
+	if (rgmem_vm_memory_attributes())
+		vm_mem_set_private(vm, VCPU_GPA, FILE_SIZE);
 	vcpu_args_set(vcpu, 1, VCPU_GPA);
 	get_pfn = CTR("get_pfn");
 	prepares = CTR("prepares");

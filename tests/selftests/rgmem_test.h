@@ -48,4 +48,44 @@ static inline long long rgmem_counter(const char *name)
 	return v;
 }
 
+/*
+ * In-place conversion; its uAPI comes with patches/0004. Counters it adds:
+ * conversions (KVM_SET_MEMORY_ATTRIBUTES2 calls that changed at least one
+ * page) and user_faults (faults of mmaps of the file that rgmem served, GUP
+ * by KVM included).
+ */
+#include <errno.h>
+#include <sys/ioctl.h>
+#include <linux/kvm.h>
+
+#define RGMEM_VM_ATTRS_PARAM "/sys/module/kvm/parameters/vm_memory_attributes"
+
+/*
+ * kvm.vm_memory_attributes: 1 if KVM keeps the attributes per VM ("Y"),
+ * 0 if the guest_memfd holds them ("N"), -1 if the kernel has no such
+ * parameter.
+ */
+static inline int rgmem_vm_memory_attributes(void)
+{
+	FILE *f = fopen(RGMEM_VM_ATTRS_PARAM, "r");
+	int c;
+
+	if (!f)
+		return -1;
+	c = fgetc(f);
+	fclose(f);
+	if (c == 'Y' || c == 'y' || c == '1')
+		return 1;
+	if (c == 'N' || c == 'n' || c == '0')
+		return 0;
+	return -1;
+}
+
+/* KVM_SET_MEMORY_ATTRIBUTES2 on guest_memfd @fd: 0 or the errno. */
+static inline int rgmem_set_attributes2(int fd,
+					struct kvm_memory_attributes2 *attrs)
+{
+	return ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, attrs) ? errno : 0;
+}
+
 #endif /* RGMEM_TEST_H */
