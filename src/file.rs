@@ -39,6 +39,8 @@ pub(crate) struct Gmem {
     pub(crate) bindings: Bindings,
     /// Where the file's folios come from.
     pub(crate) allocator: &'static dyn Allocator,
+    /// The inode number, which names the file in debugfs.
+    pub(crate) ino: u64,
     /// The file size in pages; fixed at creation.
     pub(crate) pages: u64,
     /// Whether the host may map the file's shared pages.
@@ -67,9 +69,11 @@ pub(crate) fn create(
 ) -> Result<ARef<File>> {
     static PAGES: PageAllocator = PageAllocator;
     // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
-    let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |mapping| {
-        let shares = Shareability::new(mapping);
+    let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |file| {
+        let shares = Shareability::new(file.mapping());
+        let ino = file.inode().ino();
         pin_init!(Gmem {
+            ino,
             kvm: kvm.into(),
             bindings <- Bindings::new(),
             allocator: &PAGES,

@@ -2,19 +2,32 @@
 
 //! The module's lifetime: what exists from load to unload.
 
-use crate::{counters, kvm};
-use kernel::{c_str, debugfs, kvm::gmem::Registration, prelude::*};
+use crate::{counters, kvm, shareability};
+use kernel::{
+    c_str,
+    debugfs::{self, SeqWriter, ShowFile},
+    kvm::gmem::Registration,
+    prelude::*,
+    sync::Arc,
+};
 
 /// rgmem's release, printed at load and unload.
 pub(crate) const VERSION: &str = "0.1.0";
 
 /// The loaded module.
 ///
-/// Fields drop in order: KVM stops calling rgmem before the counters go away. Open files pin
-/// the module, so unloading only happens once no file, and so no binding, is left.
+/// Fields drop in order: the debugfs dump first (it holds the registration), then KVM stops
+/// calling rgmem, then the counters go away. Open files pin the module, so unloading only
+/// happens once no file, and so no binding, is left.
 pub(crate) struct Rgmem {
-    _provider: Pin<KBox<Registration<kvm::Rgmem>>>,
+    _shareability: ShowFile<Registration<kvm::Rgmem>>,
+    _provider: Arc<Registration<kvm::Rgmem>>,
     _debugfs: debugfs::Dir,
+}
+
+/// `shareability` in debugfs: the runs of every live file.
+fn show_shareability(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
+    shareability::dump(|f| provider.for_each_file(f), w)
 }
 
 impl kernel::Module for Rgmem {
@@ -22,8 +35,15 @@ impl kernel::Module for Rgmem {
         let debugfs = debugfs::Dir::new(c_str!("rgmem"))?;
         counters::publish(&debugfs);
         let provider = Registration::new(module)?;
+        let shareability = ShowFile::new(
+            &debugfs,
+            c_str!("shareability"),
+            provider.clone(),
+            show_shareability,
+        )?;
         pr_info!("version {} loaded\n", VERSION);
         Ok(Self {
+            _shareability: shareability,
             _provider: provider,
             _debugfs: debugfs,
         })

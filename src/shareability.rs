@@ -10,8 +10,13 @@
 //! KVM's invalidation sequence, which conversion bumps around its store, to retry a stale answer.
 //! Punch-hole and truncation keep the states.
 
-use crate::share_math::{Run, Share};
+use crate::{
+    file::Gmem,
+    share_math::{Run, Share},
+};
+use core::fmt::{self, Write};
 use kernel::{
+    debugfs::SeqWriter,
     fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
     maple_tree::{PreparedStore, Range, RangeTree},
     prelude::*,
@@ -74,4 +79,24 @@ impl Shareability {
         self.tree
             .prepare_store(guard, start, end - 1, share.to_value() as u32)
     }
+}
+
+/// Writes the runs of every file in `files`, one per line: inode number, first page, last page
+/// (inclusive), `shared` or `private`. Runs of a file being converted may be torn.
+pub(crate) fn dump(files: impl FnOnce(&mut dyn FnMut(&Gmem)), w: &mut SeqWriter) -> fmt::Result {
+    let mut r = Ok(());
+    files(&mut |gmem: &Gmem| {
+        gmem.shares.tree.for_each_rcu(|range| {
+            let state = match Share::from_value(range.value as usize) {
+                Share::Shared => "shared",
+                Share::Private => "private",
+            };
+            r = r.and(writeln!(
+                w,
+                "{} {} {} {}",
+                gmem.ino, range.first, range.last, state
+            ));
+        });
+    });
+    r
 }

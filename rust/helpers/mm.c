@@ -4,6 +4,7 @@
 #include <linux/mm.h>
 #include <linux/pagemap.h>
 #include <linux/pagevec.h>
+#include <linux/rcupdate.h>
 
 void rust_helper_mt_init_flags(struct maple_tree *mt, unsigned int flags)
 {
@@ -34,4 +35,14 @@ struct page *rust_helper_folio_file_page(struct folio *folio, pgoff_t index)
 void rust_helper_vm_flags_set(struct vm_area_struct *vma, vm_flags_t flags)
 {
 	vm_flags_set(vma, flags);
+}
+
+void rust_helper_rcu_read_lock(void)
+{
+	rcu_read_lock();
+}
+
+void rust_helper_rcu_read_unlock(void)
+{
+	rcu_read_unlock();
 }

@@ -1,15 +1,18 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! debugfs directories and read-only counters.
+//! debugfs directories, read-only counters, and read-only files whose text is generated on
+//! each read.
 //!
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
 use crate::{
+    alloc::{flags::GFP_KERNEL, KBox},
     bindings,
     error::{from_err_ptr, Result},
     str::CStr,
+    sync::Arc,
 };
-use core::{ptr::NonNull, sync::atomic::AtomicU64};
+use core::{fmt, ptr::NonNull, sync::atomic::AtomicU64};
 
 /// A directory at the root of debugfs, removed with its contents on drop.
 ///
@@ -93,4 +96,124 @@ impl Drop for Dir {
         // only we own; it is not used again after this call.
         unsafe { bindings::debugfs_remove(self.0.as_ptr()) };
     }
+}
+
+/// Text being written to a [`ShowFile`] reader, through [`core::fmt::Write`].
+///
+/// # Invariants
+///
+/// `.0` is the `seq_file` of a read in progress.
+pub struct SeqWriter(*mut bindings::seq_file);
+
+impl fmt::Write for SeqWriter {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        // SAFETY: The `seq_file` is live by the type invariant. On overflow `seq_file` retries the
+        // whole show with a larger buffer, so the result needs no handling.
+        unsafe { bindings::seq_write(self.0, s.as_ptr().cast(), s.len()) };
+        Ok(())
+    }
+}
+
+struct Show<D> {
+    data: Arc<D>,
+    show: fn(&D, &mut SeqWriter) -> fmt::Result,
+}
+
+/// A read-only debugfs file whose text `show` writes from `data` on each read; removed on drop.
+///
+/// # Invariants
+///
+/// `dentry` is a live debugfs file whose `i_private` is `show`, which it keeps alive; debugfs
+/// waits for readers when the file is removed.
+pub struct ShowFile<D: Send + Sync + 'static> {
+    dentry: NonNull<bindings::dentry>,
+    _show: KBox<Show<D>>,
+}
+
+// SAFETY: The file may be removed from any thread, and `D` is `Send + Sync`.
+unsafe impl<D: Send + Sync> Send for ShowFile<D> {}
+// SAFETY: `ShowFile` has no `&self` methods.
+unsafe impl<D: Send + Sync> Sync for ShowFile<D> {}
+
+impl<D: Send + Sync + 'static> ShowFile<D> {
+    /// Creates the file `name` in `dir`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::fmt::Write;
+    /// use kernel::{c_str, debugfs::{Dir, ShowFile}, sync::Arc};
+    ///
+    /// let dir = Dir::new(c_str!("rgmem-doctest-show"))?;
+    /// let data = Arc::new(42u32, GFP_KERNEL)?;
+    /// let _f = ShowFile::new(&dir, c_str!("answer"), data, |d, w| writeln!(w, "{d}"))?;
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn new(
+        dir: &Dir,
+        name: &CStr,
+        data: Arc<D>,
+        show: fn(&D, &mut SeqWriter) -> fmt::Result,
+    ) -> Result<Self> {
+        let show = KBox::new(Show { data, show }, GFP_KERNEL)?;
+        let private = (&*show as *const Show<D>).cast_mut().cast();
+        // SAFETY: `name` is valid for the call and the directory live. The box outlives the file,
+        // which is removed before the box is dropped.
+        let dentry = from_err_ptr(unsafe {
+            bindings::debugfs_create_file(
+                name.as_char_ptr(),
+                0o444,
+                dir.0.as_ptr(),
+                private,
+                &ShowVTable::<D>::VTABLE,
+            )
+        })?;
+        let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
+        // INVARIANT: The file was just created with `show` as its private data.
+        Ok(Self {
+            dentry,
+            _show: show,
+        })
+    }
+}
+
+impl<D: Send + Sync + 'static> Drop for ShowFile<D> {
+    fn drop(&mut self) {
+        // SAFETY: The file is live by the type invariant; debugfs waits for readers, so `show`
+        // is unused once this returns.
+        unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
+    }
+}
+
+struct ShowVTable<D>(core::marker::PhantomData<D>);
+
+impl<D: Send + Sync + 'static> ShowVTable<D> {
+    /// # Safety
+    ///
+    /// Called by `seq_file` for a file opened by `open` below.
+    unsafe extern "C" fn show(m: *mut bindings::seq_file, _v: *mut crate::ffi::c_void) -> i32 {
+        // SAFETY: `open` passed the `Show<D>` of the file, which outlives every read.
+        let s = unsafe { &*(*m).private.cast::<Show<D>>() };
+        // INVARIANT: A read is in progress.
+        let mut w = SeqWriter(m);
+        let _ = (s.show)(&s.data, &mut w);
+        0
+    }
+
+    /// # Safety
+    ///
+    /// Called by the VFS to open a file created by [`ShowFile::new`].
+    unsafe extern "C" fn open(inode: *mut bindings::inode, file: *mut bindings::file) -> i32 {
+        // SAFETY: The inode's private data is the file's `Show<D>`.
+        unsafe { bindings::single_open(file, Some(Self::show), (*inode).i_private) }
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        open: Some(Self::open),
+        read: Some(bindings::seq_read),
+        llseek: Some(bindings::seq_lseek),
+        release: Some(bindings::single_release),
+        // SAFETY: All-zeroes is a valid `file_operations`: every other hook is absent.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
 }

@@ -134,6 +134,23 @@ impl RangeTree {
         })
     }
 
+    /// Calls `f` on every stored range, in order, under RCU: a snapshot that concurrent writes
+    /// may tear, for diagnostics. `f` must not sleep.
+    pub fn for_each_rcu(&self, f: impl FnMut(Range)) {
+        // SAFETY: Paired with the unlock below.
+        unsafe { bindings::rcu_read_lock() };
+        // INVARIANT: An RCU walk of a tree in RCU mode is safe without the lock.
+        Ranges::<()> {
+            tree: self.as_ptr(),
+            next: Some(0),
+            max: u64::MAX,
+            _held: PhantomData,
+        }
+        .for_each(f);
+        // SAFETY: Taken above.
+        unsafe { bindings::rcu_read_unlock() };
+    }
+
     /// Reserves the nodes to store `value` over `first..=last`.
     ///
     /// The exclusive guard stays borrowed until the store is committed or dropped, so that
@@ -180,7 +197,7 @@ impl PinnedDrop for RangeTree {
 ///
 /// # Invariants
 ///
-/// `tree` is a tree whose lock is held for `'a`.
+/// `tree` is a tree whose lock, or the RCU read lock, is held for `'a`.
 pub struct Ranges<'a, H> {
     tree: *mut bindings::maple_tree,
     next: Option<u64>,

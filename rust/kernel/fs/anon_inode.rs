@@ -5,13 +5,14 @@
 //! C header: [`include/linux/anon_inodes.h`](srctree/include/linux/anon_inodes.h)
 
 use crate::{
-    bindings,
+    bindings, container_of,
     error::{from_err_ptr, Error, Result},
-    fs::{file, filemap, inode, File, Mapping},
+    fs::{file, filemap, inode, File},
     mm::VmaNew,
+    new_mutex,
     prelude::*,
     str::CStr,
-    sync::Arc,
+    sync::{Arc, Mutex},
     types::{ARef, ForeignOwnable, Opaque},
     ThisModule,
 };
@@ -40,6 +41,9 @@ pub struct FileType<T: file::Operations + inode::Operations + filemap::Operation
     iops: Opaque<bindings::inode_operations>,
     #[pin]
     aops: Opaque<bindings::address_space_operations>,
+    /// The data of every file not yet released.
+    #[pin]
+    live: Mutex<KVec<Arc<T::Data>>>,
     _t: PhantomData<T>,
 }
 
@@ -57,6 +61,7 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
             fops: Opaque::new(fops),
             iops: Opaque::new(inode::OperationsVTable::<T>::VTABLE),
             aops: Opaque::new(filemap::OperationsVTable::<T>::VTABLE),
+            live <- new_mutex!(KVec::new()),
             _t: PhantomData,
         })
     }
@@ -67,7 +72,7 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
     }
 
     /// Creates a read-write file of `size` bytes named `name`, whose data `init` builds from the
-    /// file's fresh page cache.
+    /// new file, before anyone else can see it.
     ///
     /// The page cache allocates `GFP_HIGHUSER` folios, is unevictable, and is inaccessible to
     /// read and write.
@@ -75,7 +80,7 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         &self,
         name: &'static CStr,
         size: i64,
-        init: impl FnOnce(&Mapping) -> I,
+        init: impl FnOnce(&File) -> I,
     ) -> Result<ARef<File>>
     where
         I: PinInit<T::Data, E>,
@@ -108,7 +113,8 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         // Dropping it before the data is attached releases a file without data, which
         // `release` allows.
         let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) };
-        let data = Arc::pin_init(init(file.mapping()), GFP_KERNEL)?;
+        let data = Arc::pin_init(init(&file), GFP_KERNEL)?;
+        self.live.lock().push(data.clone(), GFP_KERNEL)?;
         let ptr = data.into_foreign();
         // INVARIANT: The private data of the file is now an `Arc<T::Data>`.
         // SAFETY: The file is still ours alone.
@@ -117,6 +123,29 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
             (*(*raw).f_inode).i_private = ptr as *mut _;
         }
         Ok(file)
+    }
+
+    /// Calls `f` on the data of every file of this type not yet released, with new files and
+    /// releases held off.
+    pub fn for_each_data(&self, mut f: impl FnMut(&T::Data)) {
+        for data in self.live.lock().iter() {
+            f(data);
+        }
+    }
+
+    /// Forgets the data of a file being released.
+    fn forget(&self, data: &T::Data) {
+        let mut live = self.live.lock();
+        if let Some(i) = live.iter().position(|d| core::ptr::eq(&**d, data)) {
+            let last = live.len() - 1;
+            live.swap(i, last);
+            // SAFETY: The last entry is moved out once, and forgotten by the shorter length.
+            let gone = unsafe { core::ptr::read(live.as_ptr().add(last)) };
+            // SAFETY: As above.
+            unsafe { live.set_len(last) };
+            // Not the last reference: the file being released holds one.
+            drop(gone);
+        }
     }
 
     /// Returns the data of `file` if it is a file of this type.
@@ -156,9 +185,9 @@ pub(crate) unsafe fn data_of_mapping<'a, T: file::Operations>(
     unsafe { &*(&*borrowed as *const T::Data) }
 }
 
-struct FopsVTable<T: file::Operations>(PhantomData<T>);
+struct FopsVTable<T: file::Operations + inode::Operations + filemap::Operations>(PhantomData<T>);
 
-impl<T: file::Operations> FopsVTable<T> {
+impl<T: file::Operations + inode::Operations + filemap::Operations> FopsVTable<T> {
     /// # Safety
     ///
     /// Called by the VFS once, when the last reference to a file of a `FileType<T>` is gone.
@@ -174,7 +203,11 @@ impl<T: file::Operations> FopsVTable<T> {
             return 0;
         }
         // SAFETY: The data lives until the `from_foreign` below.
-        T::release(unsafe { data_of_file::<T>(file) }, f);
+        let data = unsafe { data_of_file::<T>(file) };
+        T::release(data, f);
+        // SAFETY: Files of a `FileType<T>` use its `fops`, which outlive them (type invariant).
+        let files = unsafe { &*container_of!((*file).f_op, FileType<T>, fops) };
+        files.forget(data);
         // Folios are only added through a live file, and this is the last one: once the page
         // cache is empty, no callback can reach `T` through this inode again.
         // SAFETY: The inode is live until we return.

@@ -38,6 +38,12 @@ impl Inode {
         self.0.get()
     }
 
+    /// Returns the inode number.
+    pub fn ino(&self) -> u64 {
+        // SAFETY: The inode is valid, and its number fixed once it is created.
+        unsafe { (*self.as_ptr()).i_ino as u64 }
+    }
+
     /// Returns the file size in bytes.
     pub fn size(&self) -> i64 {
         // SAFETY: The inode is valid by the type invariant.

@@ -12,7 +12,7 @@
 //! C header: [`include/linux/kvm_host.h`](srctree/include/linux/kvm_host.h)
 
 use crate::{
-    alloc::{flags::GFP_KERNEL, KBox, KVec},
+    alloc::{flags::GFP_KERNEL, KVec},
     bindings, container_of,
     error::{code::*, to_result, Error, Result},
     folio::Folio,
@@ -23,7 +23,7 @@ use crate::{
     prelude::*,
     sync::{
         lock::{mutex::MutexBackend, Guard},
-        Mutex,
+        Arc, Mutex,
     },
     types::{ARef, AsBytes, FromBytes, Opaque},
     uaccess::{UserPtr, UserSlice},
@@ -396,8 +396,8 @@ impl<P: Provider> Registration<P> {
     /// Registers `P` with KVM on behalf of `module`.
     ///
     /// Fails with `EBUSY` if another provider is registered.
-    pub fn new(module: &'static ThisModule) -> Result<Pin<KBox<Self>>> {
-        let this = KBox::pin_init(
+    pub fn new(module: &'static ThisModule) -> Result<Arc<Self>> {
+        let this = Arc::pin_init(
             pin_init!(Self {
                 files <- FileType::new(module),
                 // SAFETY: All-zeroes is a valid, empty `kvm_gmem_provider`.
@@ -407,8 +407,8 @@ impl<P: Provider> Registration<P> {
             GFP_KERNEL,
         )?;
         let raw = this.raw.get();
-        // SAFETY: `raw` is ours alone until it is registered; the box is pinned, so the pointers
-        // stay valid until `drop` unregisters.
+        // SAFETY: `raw` is ours alone until it is registered; the `Arc` is pinned, so the
+        // pointers stay valid until `drop` unregisters.
         unsafe {
             (*raw).owner = module.as_ptr();
             (*raw).fops = this.files.fops();
@@ -537,6 +537,13 @@ impl<P: Provider> Registration<P> {
             }
             Err(e) => e.to_errno(),
         }
+    }
+}
+
+impl<P: Provider> Registration<P> {
+    /// Calls `f` on the data of every file of the provider not yet released.
+    pub fn for_each_file(&self, f: impl FnMut(&Data<P>)) {
+        self.files.for_each_data(f);
     }
 }
 

@@ -1,0 +1,848 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Races around in-place conversion of rgmem's guest_memfd, with the memory
+ * attributes held by the guest_memfd (kvm.vm_memory_attributes=0).
+ *
+ * One 512-page file, created shared (GUEST_MEMFD_FLAG_MMAP |
+ * GUEST_MEMFD_FLAG_INIT_SHARED) and mapped MAP_SHARED by the host, is bound
+ * at GPA 4G of a SW_PROTECTED VM with that mapping as the memslot's
+ * userspace_addr.  For a fixed time, threads do the following at once:
+ * - two converters: KVM_SET_MEMORY_ATTRIBUTES2 of random ranges (a page, a
+ *   short run, a naturally aligned chunk, the whole file) to random states,
+ *   retrying EAGAIN (some page of the range is referenced) for a while;
+ * - a writer: stamps shared pages through the host's mapping, and expects
+ *   SIGBUS from private ones;
+ * - a reader: maps the file afresh again and again, checks pages through
+ *   that mapping, zaps parts of it with MADV_DONTNEED, unmaps it;
+ * - a puncher: PUNCH_HOLE of short ranges, which empties pages but keeps
+ *   their state;
+ * - the vCPU (the main thread): the guest checks and stamps a page of
+ *   either state, which KVM faults in as private (rgmem's get_pfn) or as
+ *   shared (GUP of the host's mapping);
+ * - chaos: unchecked reads of random pages through the host's mapping and
+ *   through GUP (process_vm_readv), which fault pages in and hold transient
+ *   references while the others convert and punch them.
+ *
+ * The checked threads share a model: each page's state and the 64-bit
+ * sequence number in its first 8 bytes (0: the page reads as zeroes).  A
+ * checked operation locks the model of the pages it covers, in ascending
+ * order, does its operation, checks the result against the model and
+ * updates the model.  The chaos thread only reads and takes no lock, so the
+ * model stays exact.
+ *
+ * At the end every page is checked once more, and rgmem's debugfs counters
+ * show that rgmem served the file, converted, punched and took both kinds
+ * of faults.  The test fails (never skips) when rgmem is not loaded; with
+ * vm_memory_attributes=Y it skips.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <linux/compiler.h>
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+
+#include "kselftest.h"
+#include "test_util.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+
+#include "rgmem_test.h"
+
+#define GPA		(1ULL << 32)
+#define SLOT		10
+#define NPAGES		512
+#define PS		((uint64_t)PAGE_SIZE)
+#define GMEM_SIZE	(NPAGES * PS)
+/* KVM_SET_MEMORY_ATTRIBUTES2 calls per conversion before it gives up. */
+#define EAGAIN_TRIES	100
+#define DEFAULT_SECONDS	20
+/* Pages the chaos thread reads at once. */
+#define CHAOS_PAGES	4
+
+/* What the guest does on its next run: gpa 0 says it is done. */
+static struct {
+	uint64_t gpa;
+	uint64_t expected;
+	uint64_t new;
+} op;
+
+/* Checks that the first 8 bytes at op.gpa hold op.expected, writes op.new. */
+static void guest_code(void)
+{
+	for (;;) {
+		uint64_t gpa = READ_ONCE(op.gpa);
+		uint64_t expected = READ_ONCE(op.expected);
+		uint64_t *p = (uint64_t *)gpa;
+		uint64_t val;
+
+		if (!gpa)
+			GUEST_DONE();
+		val = READ_ONCE(*p);
+		__GUEST_ASSERT(val == expected,
+			       "gpa %#lx holds %#lx, expected %#lx",
+			       gpa, val, expected);
+		WRITE_ONCE(*p, READ_ONCE(op.new));
+		GUEST_SYNC(gpa);
+	}
+}
+
+/* What the checked threads know of each page; see lock_pages(). */
+struct page_model {
+	pthread_mutex_t lock;
+	bool shared;
+	/* The sequence number in the page's first 8 bytes. */
+	uint64_t value;
+};
+
+static struct page_model model[NPAGES];
+
+static struct kvm_vm *vm;
+static struct kvm_vcpu *vcpu;
+static int gmem_fd;
+/* The host's mapping of the file, also the memslot's userspace_addr. */
+static uint8_t *gmem_mem;
+static uint64_t deadline_ns;
+/* The last sequence number handed out. */
+static uint64_t seq;
+
+/* One thread's state and what it did. */
+struct worker {
+	const char *name;
+	void (*fn)(struct worker *w);
+	pthread_t thread;
+	uint64_t rng;
+	/* Operations done; each kind of thread counts its own extras. */
+	uint64_t ops;
+	/* Host accesses that raised SIGBUS (expected, or ignored by chaos). */
+	uint64_t sigbuses;
+	/* Converters: EAGAIN results, and conversions given up after them. */
+	uint64_t eagains;
+	uint64_t giveups;
+	/*
+	 * Converters: conversions to private of ranges the model says have a
+	 * shared page, and how many of them succeeded.
+	 */
+	uint64_t to_private;
+	uint64_t to_private_ok;
+	/* Reader: mappings made, MADV_DONTNEED calls. */
+	uint64_t maps;
+	uint64_t madvises;
+	/* vCPU: runs on private pages. */
+	uint64_t privates;
+	/* Chaos: reads by GUP. */
+	uint64_t gups;
+};
+
+/*
+ * SIGBUS from the host's accesses to private pages.  The handler is the
+ * process's; whether a SIGBUS may come, and where it returns to, are the
+ * faulting thread's own.
+ */
+static __thread sigjmp_buf sigbus_env;
+static __thread bool sigbus_armed;
+static __thread void *sigbus_addr;
+static __thread const char *thread_name = "main";
+
+static void say(const char *s)
+{
+	ssize_t r = write(STDERR_FILENO, s, strlen(s));
+
+	(void)r;
+}
+
+static void say_hex(uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char buf[19];
+	int i;
+
+	buf[0] = '0';
+	buf[1] = 'x';
+	for (i = 0; i < 16; i++)
+		buf[2 + i] = digits[(v >> (60 - 4 * i)) & 0xf];
+	buf[18] = '\0';
+	say(buf);
+}
+
+/* An access that no one guarded raised SIGBUS: fail, async-signal-safely. */
+static void __noreturn unexpected_sigbus(void *addr)
+{
+	uint64_t a = (uint64_t)(uintptr_t)addr;
+
+	say("FAIL: unexpected SIGBUS in thread ");
+	say(thread_name);
+	say(" at ");
+	say_hex(a);
+	if (a - (uint64_t)(uintptr_t)gmem_mem < GMEM_SIZE) {
+		say(", guest_memfd page ");
+		say_hex((a - (uint64_t)(uintptr_t)gmem_mem) / PS);
+	}
+	say("\n");
+	_exit(KSFT_FAIL);
+}
+
+static void on_sigbus(int sig, siginfo_t *info, void *ctx)
+{
+	if (!READ_ONCE(sigbus_armed))
+		unexpected_sigbus(info->si_addr);
+	WRITE_ONCE(sigbus_armed, false);
+	sigbus_addr = info->si_addr;
+	siglongjmp(sigbus_env, 1);
+}
+
+static void check_sigbus_addr(void *p)
+{
+	TEST_ASSERT((uintptr_t)sigbus_addr / PS == (uintptr_t)p / PS,
+		    "%s: SIGBUS at %p while accessing %p", thread_name,
+		    sigbus_addr, p);
+}
+
+/*
+ * Reads *@p into *@val: false, or true (*@val untouched) if the read raised
+ * SIGBUS.  Nothing the caller can see is written between sigsetjmp() and a
+ * siglongjmp(), so no local needs to be volatile.
+ */
+static bool probe_read(uint64_t *p, uint64_t *val)
+{
+	if (sigsetjmp(sigbus_env, 1)) {
+		check_sigbus_addr(p);
+		return true;
+	}
+	WRITE_ONCE(sigbus_armed, true);
+	*val = READ_ONCE(*p);
+	WRITE_ONCE(sigbus_armed, false);
+	return false;
+}
+
+/* Writes @val to *@p: false, or true if the write raised SIGBUS. */
+static bool probe_write(uint64_t *p, uint64_t val)
+{
+	if (sigsetjmp(sigbus_env, 1)) {
+		check_sigbus_addr(p);
+		return true;
+	}
+	WRITE_ONCE(sigbus_armed, true);
+	WRITE_ONCE(*p, val);
+	WRITE_ONCE(sigbus_armed, false);
+	return false;
+}
+
+static uint64_t *page_ptr(uint8_t *mem, uint64_t page)
+{
+	return (uint64_t *)(mem + page * PS);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NSEC_PER_SEC + ts.tv_nsec;
+}
+
+static bool time_is_up(void)
+{
+	return now_ns() >= deadline_ns;
+}
+
+/* xorshift64*: each thread has its own generator. */
+static uint64_t rnd(struct worker *w)
+{
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return (w->rng * 0x2545f4914f6cdd1dULL) >> 11;
+}
+
+static uint64_t rnd_below(struct worker *w, uint64_t n)
+{
+	return rnd(w) % n;
+}
+
+/* Sleeps between @min_us and @max_us: the vCPU needs a CPU too. */
+static void nap(struct worker *w, unsigned int min_us, unsigned int max_us)
+{
+	usleep(min_us + rnd_below(w, max_us - min_us + 1));
+}
+
+static uint64_t next_seq(void)
+{
+	return __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+}
+
+/*
+ * Every checked operation locks the pages it covers from the lowest up,
+ * so that operations on overlapping ranges cannot deadlock.
+ */
+static void lock_pages(uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = first; i < first + n; i++)
+		pthread_mutex_lock(&model[i].lock);
+}
+
+static void unlock_pages(uint64_t first, uint64_t n)
+{
+	uint64_t i;
+
+	for (i = first + n; i > first; i--)
+		pthread_mutex_unlock(&model[i - 1].lock);
+}
+
+/*
+ * Checks locked @page through the host's mapping @mem: a shared page holds
+ * the model's value, a private one raises SIGBUS.  Whether it did.
+ */
+static bool host_check_page(uint8_t *mem, uint64_t page)
+{
+	struct page_model *m = &model[page];
+	uint64_t val = 0;
+	bool bus = probe_read(page_ptr(mem, page), &val);
+
+	if (m->shared) {
+		TEST_ASSERT(!bus, "%s: shared page %lu: read raised SIGBUS",
+			    thread_name, page);
+		TEST_ASSERT(val == m->value,
+			    "%s: shared page %lu holds %#lx, expected %#lx",
+			    thread_name, page, val, m->value);
+	} else {
+		TEST_ASSERT(bus,
+			    "%s: private page %lu: read without SIGBUS, got %#lx",
+			    thread_name, page, val);
+	}
+	return bus;
+}
+
+/*
+ * The guest checks that locked @page holds @expected and writes @new,
+ * whatever the page's state.
+ */
+static void guest_rmw(uint64_t page, uint64_t expected, uint64_t new)
+{
+	struct kvm_run *run = vcpu->run;
+	struct ucall uc;
+	int r;
+
+	op.gpa = GPA + page * PS;
+	op.expected = expected;
+	op.new = new;
+	sync_global_to_guest(vm, op);
+
+	r = _vcpu_run(vcpu);
+	TEST_ASSERT(!r,
+		    "%s page %lu: KVM_RUN: %s, exit reason %u (%s), memory fault flags %#llx gpa %#llx size %#llx",
+		    model[page].shared ? "shared" : "private", page,
+		    strerror(errno), run->exit_reason,
+		    exit_reason_str(run->exit_reason),
+		    run->memory_fault.flags, run->memory_fault.gpa,
+		    run->memory_fault.size);
+	TEST_ASSERT(run->exit_reason == KVM_EXIT_IO,
+		    "%s page %lu: wanted KVM_EXIT_IO, got exit reason %u (%s)",
+		    model[page].shared ? "shared" : "private", page,
+		    run->exit_reason, exit_reason_str(run->exit_reason));
+
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	case UCALL_SYNC:
+		TEST_ASSERT(uc.args[1] == op.gpa,
+			    "Guest synced gpa %#lx, asked for %#lx",
+			    uc.args[1], op.gpa);
+		break;
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
+}
+
+/* Lets the guest finish. */
+static void guest_done(void)
+{
+	struct ucall uc;
+
+	op.gpa = 0;
+	sync_global_to_guest(vm, op);
+	vcpu_run(vcpu);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+		break;
+	case UCALL_DONE:
+		break;
+	default:
+		TEST_FAIL("Wanted UCALL_DONE, got ucall %lu", uc.cmd);
+	}
+}
+
+/* A range for a converter: a page, a short run, an aligned chunk, or all. */
+static void pick_range(struct worker *w, uint64_t *first, uint64_t *n)
+{
+	uint64_t kind = rnd_below(w, 100);
+
+	if (kind < 40) {
+		*n = 1;
+		*first = rnd_below(w, NPAGES);
+	} else if (kind < 70) {
+		*n = 2 + rnd_below(w, 15);
+		*first = rnd_below(w, NPAGES - *n + 1);
+	} else if (kind < 90) {
+		/* 64K to 1M, aligned to its size. */
+		*n = 16ULL << rnd_below(w, 5);
+		*first = rnd_below(w, NPAGES / *n) * *n;
+	} else {
+		*n = NPAGES;
+		*first = 0;
+	}
+}
+
+/*
+ * Converts @n locked pages from @first: 0, or EAGAIN if some page stayed
+ * referenced EAGAIN_TRIES times in a row.
+ */
+static int convert(struct worker *w, uint64_t first, uint64_t n, bool private)
+{
+	const uint64_t offset = first * PS, size = n * PS;
+	int tries, r = 0;
+
+	for (tries = 0; tries < EAGAIN_TRIES; tries++) {
+		struct kvm_memory_attributes2 a = {
+			.offset = offset,
+			.size = size,
+			.attributes = private ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0,
+		};
+
+		r = rgmem_set_attributes2(gmem_fd, &a);
+		if (r != EAGAIN)
+			break;
+		TEST_ASSERT(private,
+			    "%s: pages %lu..%lu to shared: EAGAIN", w->name,
+			    first, first + n - 1);
+		TEST_ASSERT(a.error_offset >= offset &&
+			    a.error_offset < offset + size &&
+			    !(a.error_offset % PS),
+			    "%s: pages %lu..%lu: EAGAIN with error_offset %#llx",
+			    w->name, first, first + n - 1, a.error_offset);
+		w->eagains++;
+		nap(w, 100, 500);
+	}
+	TEST_ASSERT(!r || r == EAGAIN,
+		    "%s: KVM_SET_MEMORY_ATTRIBUTES2(pages %lu..%lu, %s): %s",
+		    w->name, first, first + n - 1,
+		    private ? "private" : "shared", strerror(r));
+	return r;
+}
+
+static void converter(struct worker *w)
+{
+	do {
+		bool private = rnd(w) & 1, changes = false;
+		uint64_t first, n, i;
+		int r;
+
+		pick_range(w, &first, &n);
+		lock_pages(first, n);
+		for (i = first; i < first + n; i++)
+			changes |= model[i].shared == private;
+		r = convert(w, first, n, private);
+		if (r) {
+			/* Nothing changed: the model still holds. */
+			w->giveups++;
+		} else {
+			for (i = first; i < first + n; i++)
+				model[i].shared = !private;
+		}
+		if (private && changes) {
+			w->to_private++;
+			if (!r)
+				w->to_private_ok++;
+		}
+		unlock_pages(first, n);
+		w->ops++;
+		nap(w, 200, 1000);
+	} while (!time_is_up());
+}
+
+/* Stamps shared pages through the host's mapping; private ones SIGBUS. */
+static void writer(struct worker *w)
+{
+	do {
+		uint64_t page = rnd_below(w, NPAGES);
+		uint64_t *p = page_ptr(gmem_mem, page);
+		struct page_model *m = &model[page];
+
+		lock_pages(page, 1);
+		if (host_check_page(gmem_mem, page)) {
+			w->sigbuses++;
+		} else {
+			uint64_t new = next_seq();
+
+			TEST_ASSERT(!probe_write(p, new),
+				    "%s: shared page %lu: write raised SIGBUS",
+				    w->name, page);
+			m->value = new;
+		}
+		unlock_pages(page, 1);
+		w->ops++;
+		nap(w, 100, 500);
+	} while (!time_is_up());
+}
+
+/* Checks pages through mappings of its own, made and unmapped again. */
+static void reader(struct worker *w)
+{
+	do {
+		uint8_t *mem = mmap(NULL, GMEM_SIZE, PROT_READ, MAP_SHARED,
+				    gmem_fd, 0);
+		int i;
+
+		TEST_ASSERT(mem != MAP_FAILED, "%s: mmap: %s", w->name,
+			    strerror(errno));
+		w->maps++;
+		for (i = 0; i < 8; i++) {
+			uint64_t page = rnd_below(w, NPAGES);
+
+			if (!rnd_below(w, 4)) {
+				uint64_t n = 1 + rnd_below(w, 64);
+				uint64_t first = rnd_below(w, NPAGES - n + 1);
+
+				TEST_ASSERT(!madvise(mem + first * PS, n * PS,
+						     MADV_DONTNEED),
+					    "%s: madvise(DONTNEED): %s",
+					    w->name, strerror(errno));
+				w->madvises++;
+			}
+			lock_pages(page, 1);
+			if (host_check_page(mem, page))
+				w->sigbuses++;
+			unlock_pages(page, 1);
+			w->ops++;
+			nap(w, 100, 300);
+		}
+		TEST_ASSERT(!munmap(mem, GMEM_SIZE), "%s: munmap: %s",
+			    w->name, strerror(errno));
+	} while (!time_is_up());
+}
+
+/* Punches short ranges: their pages keep their state and read 0. */
+static void puncher(struct worker *w)
+{
+	do {
+		uint64_t n = 1 + rnd_below(w, 8);
+		uint64_t first = rnd_below(w, NPAGES - n + 1);
+		uint64_t i;
+		int r;
+
+		lock_pages(first, n);
+		r = fallocate(gmem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      first * PS, n * PS);
+		TEST_ASSERT(!r, "%s: PUNCH_HOLE of pages %lu..%lu: %s",
+			    w->name, first, first + n - 1, strerror(errno));
+		for (i = first; i < first + n; i++)
+			model[i].value = 0;
+		unlock_pages(first, n);
+		w->ops++;
+		nap(w, 500, 2000);
+	} while (!time_is_up());
+}
+
+/*
+ * Reads pages without locks and ignores what it finds: faults and GUPs in
+ * flight race with conversions and punches of the same pages.  It never
+ * writes, so the model stays exact.
+ */
+static void chaos(struct worker *w)
+{
+	static uint8_t buf[CHAOS_PAGES * PAGE_SIZE];
+
+	do {
+		uint64_t n = 1 + rnd_below(w, CHAOS_PAGES);
+		uint64_t first = rnd_below(w, NPAGES - n + 1);
+		uint64_t i, val;
+
+		if (!rnd_below(w, 4)) {
+			/* GUP of the pages: fails on private ones. */
+			struct iovec local = {
+				.iov_base = buf,
+				.iov_len = n * PS,
+			};
+			struct iovec remote = {
+				.iov_base = gmem_mem + first * PS,
+				.iov_len = n * PS,
+			};
+
+			(void)process_vm_readv(getpid(), &local, 1, &remote,
+					       1, 0);
+			w->gups++;
+		} else {
+			for (i = first; i < first + n; i++)
+				if (probe_read(page_ptr(gmem_mem, i), &val))
+					w->sigbuses++;
+		}
+		w->ops++;
+		nap(w, 100, 300);
+	} while (!time_is_up());
+}
+
+/* The vCPU checks and stamps random pages of either state. */
+static void vcpu_loop(struct worker *w)
+{
+	do {
+		uint64_t page = rnd_below(w, NPAGES);
+		struct page_model *m = &model[page];
+		uint64_t new = next_seq();
+
+		lock_pages(page, 1);
+		guest_rmw(page, m->value, new);
+		m->value = new;
+		if (!m->shared)
+			w->privates++;
+		unlock_pages(page, 1);
+		w->ops++;
+	} while (!time_is_up());
+}
+
+enum {
+	CONVERTER0,
+	CONVERTER1,
+	WRITER,
+	READER,
+	PUNCHER,
+	CHAOS,
+	NR_WORKERS,
+};
+
+static struct worker workers[NR_WORKERS] = {
+	[CONVERTER0] = { .name = "converter0", .fn = converter },
+	[CONVERTER1] = { .name = "converter1", .fn = converter },
+	[WRITER] = { .name = "writer", .fn = writer },
+	[READER] = { .name = "reader", .fn = reader },
+	[PUNCHER] = { .name = "puncher", .fn = puncher },
+	[CHAOS] = { .name = "chaos", .fn = chaos },
+};
+
+static struct worker vcpu_worker = { .name = "vcpu", .fn = vcpu_loop };
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	thread_name = w->name;
+	w->fn(w);
+	return NULL;
+}
+
+/* splitmix64, to seed each thread's generator from the test's seed. */
+static uint64_t seed_mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return (x ^ (x >> 31)) | 1;
+}
+
+static long long counter(const char *name)
+{
+	long long v = rgmem_counter(name);
+
+	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
+	return v;
+}
+
+static const char *const counter_names[] = {
+	"conversions", "user_faults", "get_pfn", "punch_holes",
+};
+
+static void setup(void)
+{
+	const uint64_t flags = GUEST_MEMFD_FLAG_MMAP |
+			       GUEST_MEMFD_FLAG_INIT_SHARED;
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	struct sigaction sa = {
+		.sa_sigaction = on_sigbus,
+		.sa_flags = SA_SIGINFO,
+	};
+	uint64_t i;
+
+	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction: %s",
+		    strerror(errno));
+
+	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_code);
+	TEST_ASSERT((vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) & flags) ==
+		    flags, "KVM_CAP_GUEST_MEMFD_FLAGS is %#x",
+		    vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS));
+	TEST_ASSERT(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES) &
+		    KVM_MEMORY_ATTRIBUTE_PRIVATE,
+		    "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES lacks PRIVATE");
+
+	gmem_fd = vm_create_guest_memfd(vm, GMEM_SIZE, flags);
+	gmem_mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+			gmem_fd, 0);
+	TEST_ASSERT(gmem_mem != MAP_FAILED, "mmap of the guest_memfd: %s",
+		    strerror(errno));
+	vm_set_user_memory_region2(vm, SLOT, KVM_MEM_GUEST_MEMFD, GPA,
+				   GMEM_SIZE, gmem_mem, gmem_fd, 0);
+	virt_map(vm, GPA, GPA, NPAGES);
+
+	/* GUEST_MEMFD_FLAG_INIT_SHARED: all shared, all zeroes. */
+	for (i = 0; i < NPAGES; i++) {
+		TEST_ASSERT(!pthread_mutex_init(&model[i].lock, NULL),
+			    "pthread_mutex_init");
+		model[i].shared = true;
+		model[i].value = 0;
+	}
+}
+
+/* Every page once more: shared ones through the host, private ones in the guest. */
+static void final_check(void)
+{
+	uint64_t page, shared = 0;
+
+	for (page = 0; page < NPAGES; page++) {
+		struct page_model *m = &model[page];
+
+		host_check_page(gmem_mem, page);
+		if (m->shared)
+			shared++;
+		else
+			guest_rmw(page, m->value, m->value);
+	}
+	ksft_print_msg("final: %lu shared pages, %lu private pages checked\n",
+		       shared, NPAGES - shared);
+}
+
+static void report(void)
+{
+	uint64_t to_private = 0, to_private_ok = 0;
+	int i;
+
+	for (i = 0; i < NR_WORKERS; i++) {
+		struct worker *w = &workers[i];
+
+		ksft_print_msg("%-10s %8lu ops, %lu SIGBUS, %lu EAGAIN, %lu given up, %lu/%lu to private, %lu maps, %lu madvises, %lu GUP reads\n",
+			       w->name, w->ops, w->sigbuses, w->eagains,
+			       w->giveups, w->to_private_ok, w->to_private,
+			       w->maps, w->madvises, w->gups);
+		to_private += w->to_private;
+		to_private_ok += w->to_private_ok;
+	}
+	ksft_print_msg("%-10s %8lu ops, %lu on private pages\n",
+		       vcpu_worker.name, vcpu_worker.ops, vcpu_worker.privates);
+
+	for (i = 0; i < NR_WORKERS; i++)
+		TEST_ASSERT(workers[i].ops > 0, "Thread %s did nothing",
+			    workers[i].name);
+	TEST_ASSERT(vcpu_worker.ops > 0, "The vCPU never ran");
+	TEST_ASSERT(to_private_ok > 0,
+		    "No conversion to private succeeded: %lu tried, all gave up after EAGAIN",
+		    to_private);
+}
+
+static void help(const char *name)
+{
+	printf("usage: %s [-h] [-t seconds] [-s seed]\n", name);
+	printf(" -t: how long the threads race (default: %d)\n",
+	       DEFAULT_SECONDS);
+	printf(" -s: seed of the random choices (default: from the time)\n");
+}
+
+int main(int argc, char *argv[])
+{
+	unsigned int seconds = DEFAULT_SECONDS;
+	uint64_t seed = now_ns() ^ getpid();
+	long long before[ARRAY_SIZE(counter_names)], files_created, v;
+	int opt, mode, r;
+	unsigned int i;
+
+	while ((opt = getopt(argc, argv, "ht:s:")) != -1) {
+		switch (opt) {
+		case 't':
+			seconds = atoi_positive("seconds", optarg);
+			break;
+		case 's':
+			seed = strtoull(optarg, NULL, 0);
+			break;
+		case 'h':
+		default:
+			help(argv[0]);
+			exit(opt == 'h' ? KSFT_PASS : KSFT_FAIL);
+		}
+	}
+
+	ksft_print_header();
+	if (!rgmem_loaded())
+		ksft_exit_fail_msg("rgmem is not loaded (no %s)\n",
+				   RGMEM_DEBUGFS);
+	mode = rgmem_vm_memory_attributes();
+	if (mode == 1)
+		ksft_exit_skip("kvm.vm_memory_attributes=Y: the VM holds the memory attributes, not guest_memfd\n");
+	if (mode != 0)
+		ksft_exit_fail_msg("Cannot read %s\n", RGMEM_VM_ATTRS_PARAM);
+	if (!(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM)))
+		ksft_exit_fail_msg("KVM does not offer KVM_X86_SW_PROTECTED_VM\n");
+	ksft_set_plan(1);
+	ksft_print_msg("%u seconds, seed %#lx\n", seconds, seed);
+
+	files_created = counter("files_created");
+	setup();
+	TEST_ASSERT(counter("files_created") == files_created + 1,
+		    "The guest_memfd is not rgmem's");
+	for (i = 0; i < ARRAY_SIZE(counter_names); i++)
+		before[i] = counter(counter_names[i]);
+
+	deadline_ns = now_ns() + (uint64_t)seconds * NSEC_PER_SEC;
+	for (i = 0; i < NR_WORKERS; i++) {
+		workers[i].rng = seed_mix(seed + i);
+		r = pthread_create(&workers[i].thread, NULL, worker_main,
+				   &workers[i]);
+		TEST_ASSERT(!r, "pthread_create: %s", strerror(r));
+	}
+	thread_name = vcpu_worker.name;
+	vcpu_worker.rng = seed_mix(seed + NR_WORKERS);
+	vcpu_worker.fn(&vcpu_worker);
+	for (i = 0; i < NR_WORKERS; i++) {
+		r = pthread_join(workers[i].thread, NULL);
+		TEST_ASSERT(!r, "pthread_join: %s", strerror(r));
+	}
+	thread_name = "main";
+
+	final_check();
+	guest_done();
+	report();
+
+	TEST_ASSERT(counter("files_created") == files_created + 1,
+		    "rgmem created %lld files, wanted 1",
+		    counter("files_created") - files_created);
+	for (i = 0; i < ARRAY_SIZE(counter_names); i++) {
+		v = counter(counter_names[i]);
+		ksft_print_msg("rgmem %s: +%lld\n", counter_names[i],
+			       v - before[i]);
+		TEST_ASSERT(v > before[i], "rgmem's %s did not rise",
+			    counter_names[i]);
+	}
+
+	kvm_vm_free(vm);
+	munmap(gmem_mem, GMEM_SIZE);
+	close(gmem_fd);
+	for (i = 0; i < NPAGES; i++)
+		pthread_mutex_destroy(&model[i].lock);
+
+	ksft_test_result_pass("conversion races for %u seconds\n", seconds);
+	ksft_finished();
+}
