@@ -17,7 +17,7 @@ use crate::{
     fallocate::range_errno,
     file::Gmem,
     range::{PageRange, PAGE_SHIFT},
-    share_math::{self, Run, Share},
+    share_math::{self, Share},
 };
 use core::ops::ControlFlow;
 use kernel::prelude::*;
@@ -78,19 +78,20 @@ struct Plan {
 impl Plan {
     fn new(gmem: &Gmem, guard: &InvalidateGuard<'_>, range: PageRange, to: Share) -> Result<Self> {
         let (start, end) = (range.start(), range.end());
+        let shares = &gmem.shares;
+        // Whether anything changes: the first run in the other state answers it.
+        let changes = shares
+            .runs_locked(guard, start, end)?
+            .any(|r| share_math::changed(&r, start, end, to).is_some());
         // The runs holding page `start - 1` and page `end` decide the widening.
-        let lo = start.saturating_sub(1);
-        let hi = (end + 1).min(gmem.pages);
-        let (mut before, mut after, mut changes) = (None::<Run>, None::<Run>, false);
-        for r in gmem.shares.runs_locked(guard, lo, hi)? {
-            changes |= share_math::changed(&r, start, end, to).is_some();
-            if start > 0 && r.start < start && start <= r.end {
-                before = Some(r);
-            }
-            if r.start <= end && end < r.end {
-                after = Some(r);
-            }
-        }
+        let before = match start {
+            0 => None,
+            s => shares.runs_locked(guard, s - 1, s)?.next(),
+        };
+        let after = match end {
+            e if e < gmem.pages => shares.runs_locked(guard, e, e + 1)?.next(),
+            _ => None,
+        };
         let store = share_math::widened(start, end, to, before.as_ref(), after.as_ref());
         Ok(Self {
             range,
@@ -166,7 +167,7 @@ impl Prepared<'_> {
         if inv.is_some() {
             counters::INVALIDATIONS.inc();
         }
-        if self.plan.to == Share::Shared {
+        if self.plan.to == Share::Shared && gmem::HAS_ARCH_INVALIDATE {
             // The architecture takes back what it gave the guest, before the host may touch it.
             file.mapping().for_each_folio(start, end, |folio| {
                 if gmem.shares.get(folio.index() as u64) == Share::Private {

@@ -6,8 +6,9 @@
 //!
 //! Locking: the tree is written only under the mapping's invalidate lock held exclusively
 //! (creation, conversion). User faults and KVM's `get_pfn` read it under the lock held shared;
-//! KVM's `is_private`, which may run under `mmu_lock`, reads one page under RCU and relies on
-//! KVM's invalidation sequence, which conversion bumps around its store, to retry a stale answer.
+//! KVM's `is_private`, which may run under `mmu_lock`, reads one page under the tree's own
+//! spinlock and relies on KVM's invalidation sequence, which conversion bumps around its store,
+//! to retry a stale answer.
 //! Punch-hole and truncation keep the states.
 
 use crate::{
@@ -82,11 +83,11 @@ impl Shareability {
 }
 
 /// Writes the runs of every file in `files`, one per line: inode number, first page, last page
-/// (inclusive), `shared` or `private`. Runs of a file being converted may be torn.
+/// (inclusive), `shared` or `private`.
 pub(crate) fn dump(files: impl FnOnce(&mut dyn FnMut(&Gmem)), w: &mut SeqWriter) -> fmt::Result {
     let mut r = Ok(());
     files(&mut |gmem: &Gmem| {
-        gmem.shares.tree.for_each_rcu(|range| {
+        gmem.shares.tree.for_each(|range| {
             let state = match Share::from_value(range.value as usize) {
                 Share::Shared => "shared",
                 Share::Private => "private",

@@ -8,7 +8,9 @@ use crate::{
     bindings,
     error::{to_result, Result},
     fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
+    new_spinlock,
     prelude::*,
+    sync::SpinLock,
     types::Opaque,
 };
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr};
@@ -17,27 +19,34 @@ use core::{marker::PhantomData, mem::ManuallyDrop, ptr};
 ///
 /// Writers are serialised by the invalidate lock of one [`Mapping`], held exclusively; the tree
 /// uses it as its external lock, so lockdep checks every write. Readers hold that lock in either
-/// mode, or read a single index under RCU with [`RangeTree::load`], from any context: the tree
-/// runs in RCU mode and frees replaced nodes after a grace period.
+/// mode, or, from any context, take the tree's spinlock `readers`, which every write also takes
+/// around the moment it changes the tree ([`RangeTree::load`], [`RangeTree::for_each`]).
+///
+/// The tree is not in RCU mode: in 6.12, freeing the dead nodes of a large spanning store from
+/// the RCU callback (`mt_free_walk()`) dereferences NULL when a store collapses a deep tree, as
+/// converting a fully fragmented 1 GiB range does. Without RCU mode, writes free nodes at once,
+/// and readers outside the invalidate lock are excluded by `readers` instead.
 ///
 /// Writes may allocate only in [`RangeTree::prepare_store`]; the [`PreparedStore`] it returns
 /// then stores without allocating, so it cannot fail.
 ///
 /// # Invariants
 ///
-/// - `tree` is initialised in RCU mode with an external lock, which is the invalidate lock of the
-///   mapping at `lock`; every write holds it exclusively.
+/// - `tree` is initialised with an external lock, which is the invalidate lock of the mapping at
+///   `lock`; every write holds it exclusively, and holds `readers` while it changes the tree.
 /// - Every entry is a value entry (`xa_mk_value()`) of a `u32`.
 #[pin_data(PinnedDrop)]
 pub struct RangeTree {
     #[pin]
     tree: Opaque<bindings::maple_tree>,
+    #[pin]
+    readers: SpinLock<()>,
     lock: *const bindings::address_space,
 }
 
-// SAFETY: Writes are serialised by the external lock and reads are RCU-safe, from any thread.
+// SAFETY: Writes are serialised by the external lock and exclude `readers`, from any thread.
 unsafe impl Send for RangeTree {}
-// SAFETY: As above; every `&self` method either takes a guard of the lock or reads under RCU.
+// SAFETY: As above; every `&self` method either takes a guard of the lock or `readers`.
 unsafe impl Sync for RangeTree {}
 
 /// A range of indices `first..=last` and the value stored over it.
@@ -85,13 +94,11 @@ impl RangeTree {
             // lock it records lives in `mapping`, which outlives every write (writes hold it).
             tree <- unsafe {
                 Opaque::ffi_init(move |t: *mut bindings::maple_tree| {
-                    bindings::mt_init_flags(
-                        t,
-                        bindings::MT_FLAGS_USE_RCU | bindings::MT_FLAGS_LOCK_EXTERN,
-                    );
+                    bindings::mt_init_flags(t, bindings::MT_FLAGS_LOCK_EXTERN);
                     bindings::mt_set_external_lock(t, lock.cast_mut());
                 })
             },
+            readers <- new_spinlock!(()),
             lock,
         })
     }
@@ -109,10 +116,11 @@ impl RangeTree {
         }
     }
 
-    /// Returns the value at `index`, reading under RCU; callable from any context.
+    /// Returns the value at `index`; callable from any context that may take a spinlock.
     pub fn load(&self, index: u64) -> Option<u32> {
-        // SAFETY: The tree is initialised; `mtree_load` takes the RCU read lock itself, and
-        // value entries need no lifetime.
+        let _readers = self.readers.lock();
+        // SAFETY: The tree is initialised and no write changes it while `readers` is held;
+        // `mtree_load` takes the RCU read lock for lockdep, and value entries need no lifetime.
         from_entry(unsafe { bindings::mtree_load(self.as_ptr(), index as _) })
     }
 
@@ -134,12 +142,13 @@ impl RangeTree {
         })
     }
 
-    /// Calls `f` on every stored range, in order, under RCU: a snapshot that concurrent writes
-    /// may tear, for diagnostics. `f` must not sleep.
-    pub fn for_each_rcu(&self, f: impl FnMut(Range)) {
-        // SAFETY: Paired with the unlock below.
+    /// Calls `f` on every stored range, in order, from any context that may take a spinlock. `f`
+    /// must not sleep.
+    pub fn for_each(&self, f: impl FnMut(Range)) {
+        let _readers = self.readers.lock();
+        // SAFETY: Paired with the unlock below; lockdep wants RCU or the tree's lock for a walk.
         unsafe { bindings::rcu_read_lock() };
-        // INVARIANT: An RCU walk of a tree in RCU mode is safe without the lock.
+        // INVARIANT: No write changes the tree while `readers` is held.
         Ranges::<()> {
             tree: self.as_ptr(),
             next: Some(0),
@@ -176,6 +185,7 @@ impl RangeTree {
         Ok(PreparedStore {
             mas,
             value,
+            readers: &self.readers,
             _guard: PhantomData,
         })
     }
@@ -185,7 +195,7 @@ impl RangeTree {
 impl PinnedDrop for RangeTree {
     fn drop(self: Pin<&mut Self>) {
         // SAFETY: No other reference to the tree exists, so no lock is needed: clearing the
-        // lockdep map tells the tree so. Nodes are freed after an RCU grace period.
+        // lockdep map tells the tree so.
         unsafe {
             bindings::mt_clear_external_lock(self.as_ptr());
             bindings::__mt_destroy(self.as_ptr());
@@ -197,7 +207,7 @@ impl PinnedDrop for RangeTree {
 ///
 /// # Invariants
 ///
-/// `tree` is a tree whose lock, or the RCU read lock, is held for `'a`.
+/// `tree` is a tree whose lock, or whose `readers` lock, is held for `'a`.
 pub struct Ranges<'a, H> {
     tree: *mut bindings::maple_tree,
     next: Option<u64>,
@@ -235,6 +245,7 @@ impl<H> Iterator for Ranges<'_, H> {
 pub struct PreparedStore<'a> {
     mas: bindings::ma_state,
     value: u32,
+    readers: &'a SpinLock<()>,
     _guard: PhantomData<&'a mut ()>,
 }
 
@@ -242,8 +253,10 @@ impl PreparedStore<'_> {
     /// Performs the store.
     pub fn commit(self) {
         let mut this = ManuallyDrop::new(self);
+        let _readers = this.readers.lock();
         // SAFETY: By the type invariant the nodes are reserved for exactly this store, so it
-        // cannot fail; `mas_store_prealloc` then frees what was left over.
+        // cannot fail; `mas_store_prealloc` then frees what was left over, and the nodes the
+        // store replaced, which no reader can hold while `readers` is held.
         unsafe { bindings::mas_store_prealloc(&mut this.mas, to_entry(this.value)) };
     }
 }

@@ -645,6 +645,10 @@ pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
     to_result(unsafe { bindings::kvm_gmem_provider_prepare(kvm.as_ptr(), gfn, pfn, order as _) })
 }
 
+/// Whether the architecture has an invalidate hook: without one, [`arch_invalidate`] does nothing
+/// and callers may skip looking for the folios to pass it.
+pub const HAS_ARCH_INVALIDATE: bool = cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE);
+
 /// Tells the architecture that `folio`'s frames leave private use (`kvm_arch_gmem_invalidate`).
 ///
 /// Costs nothing where the architecture has no such hook.
