@@ -26,9 +26,9 @@ pub(crate) fn get_pfn(
     let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
     let mapping = file.mapping();
     // Conversion holds the lock exclusively: the state cannot change under us.
-    let _invalidate = mapping.invalidate_lock_shared();
+    let invalidate = mapping.invalidate_lock_shared();
     // A private fault on a shared page: KVM exits to user space with KVM_EXIT_MEMORY_FAULT.
-    if gmem.shares.get(index) != Share::Private {
+    if gmem.shares.get_locked(&invalidate, index)? != Share::Private {
         return Err(EFAULT);
     }
     let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;

@@ -26,8 +26,8 @@ pub(crate) fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio>
     }
     let mapping = file.mapping();
     // Conversion holds the lock exclusively: the state cannot change under us.
-    let _invalidate = mapping.invalidate_lock_shared();
-    if gmem.shares.get(index) != Share::Shared {
+    let invalidate = mapping.invalidate_lock_shared();
+    if gmem.shares.get_locked(&invalidate, index)? != Share::Shared {
         return Err(EACCES);
     }
     let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;

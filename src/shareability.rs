@@ -59,6 +59,15 @@ impl Shareability {
             .map_or(Share::Private, |v| Share::from_value(v as usize))
     }
 
+    /// As [`Shareability::get`], for a holder of the invalidate lock: cheaper, as writers are
+    /// already out.
+    pub(crate) fn get_locked(&self, held: &impl InvalidateHeld, index: u64) -> Result<Share> {
+        Ok(self
+            .tree
+            .load_locked(held, index)?
+            .map_or(Share::Private, |v| Share::from_value(v as usize)))
+    }
+
     /// The runs that overlap pages `start..end`, whole, in order.
     pub(crate) fn runs_locked<'a, H: InvalidateHeld>(
         &'a self,

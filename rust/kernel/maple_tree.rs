@@ -142,6 +142,17 @@ impl RangeTree {
         })
     }
 
+    /// Returns the value at `index`, for a holder of the tree's lock in either mode, which keeps
+    /// writers out without `readers`.
+    pub fn load_locked(&self, held: &impl InvalidateHeld, index: u64) -> Result<Option<u32>> {
+        self.check(held)?;
+        // SAFETY: The tree is initialised and its lock held; `mtree_load` takes the RCU read
+        // lock for lockdep, and value entries need no lifetime.
+        Ok(from_entry(unsafe {
+            bindings::mtree_load(self.as_ptr(), index as _)
+        }))
+    }
+
     /// Calls `f` on every stored range, in order, from any context that may take a spinlock. `f`
     /// must not sleep.
     pub fn for_each(&self, f: impl FnMut(Range)) {

@@ -37,7 +37,7 @@
 #include "test_util.h"
 #include "ucall_common.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define FALLOC_SIZE	((uint64_t)SZ_1G)
 #define TOUCH_SIZE	((uint64_t)SZ_256M)
@@ -72,18 +72,8 @@ static double now(void)
 /* Proves, file by file, which implementation made @fd. */
 static void check_server(int fd)
 {
-	char link[64], name[256];
-	ssize_t n;
-
-	if (!expect_name)
-		return;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, name, sizeof(name) - 1);
-	TEST_ASSERT(n > 0, "readlink(%s)", link);
-	name[n] = '\0';
-	TEST_ASSERT(strstr(name, expect_name),
-		    "label %s: the guest_memfd is '%s', not %s", label, name,
-		    expect_name);
+	if (expect_name)
+		rgmem_check_name(fd, expect_name, label);
 }
 
 /* One run of rows a and b on a fresh guest_memfd of @vm. */
@@ -166,22 +156,6 @@ static void bench_first_touch(int run)
 	results[ROW_FIRST_TOUCH][run] = npages / (t1 - t0);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_RUNS];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static void print_row(int row, int runs)
 {
 	/* GiB/s can be well under 1 under TCG: enough digits for a ratio. */
@@ -189,7 +163,7 @@ static void print_row(int row, int runs)
 	int i;
 
 	printf("bench\t%s\t%s\t%.*f\t%s\truns=", label, row_name[row], prec,
-	       median(results[row], runs), row_unit[row]);
+	       rgmem_median(results[row], runs), row_unit[row]);
 	for (i = 0; i < runs; i++)
 		printf("%s%.*f", i ? "," : "", prec, results[row][i]);
 	printf("\n");

@@ -60,7 +60,7 @@
 #include "kvm_util.h"
 #include "test_util.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define GMEM_SIZE	((uint64_t)SZ_1G)
 #define GMEM_PAGE	((uint64_t)SZ_4K)
@@ -141,18 +141,8 @@ static struct row *conv_row(const char *dir, const char *what, bool pop)
 /* Proves, file by file, which implementation made @fd. */
 static void check_server(int fd)
 {
-	char link[64], name[256];
-	ssize_t n;
-
-	if (!expect_name)
-		return;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	n = readlink(link, name, sizeof(name) - 1);
-	TEST_ASSERT(n > 0, "readlink(%s)", link);
-	name[n] = '\0';
-	TEST_ASSERT(strstr(name, expect_name),
-		    "label %s: the guest_memfd is '%s', not %s", label, name,
-		    expect_name);
+	if (expect_name)
+		rgmem_check_name(fd, expect_name, label);
 }
 
 /* A SW_PROTECTED VM and the 1 GiB of host memory for its memslot. */
@@ -389,28 +379,12 @@ static void measure_store(double *contig_bytes, double *frag_bytes)
 	gmem_close(&g);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-	double s[MAX_RUNS];
-
-	memcpy(s, v, n * sizeof(*s));
-	qsort(s, n, sizeof(*s), cmp_double);
-	return n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
-}
-
 static void print_row(const struct row *r)
 {
 	int i;
 
 	printf("bench\t%s\t%s\t%.*f\t%s\truns=", label, r->name, r->prec,
-	       median(r->v, r->runs), r->unit);
+	       rgmem_median(r->v, r->runs), r->unit);
 	for (i = 0; i < r->runs; i++)
 		printf("%s%.*f", i ? "," : "", r->prec, r->v[i]);
 	printf("\n");

@@ -59,7 +59,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define GPA		(1ULL << 32)
 #define SLOT		10
@@ -767,7 +767,7 @@ int main(int argc, char *argv[])
 	unsigned int seconds = DEFAULT_SECONDS;
 	uint64_t seed = now_ns() ^ getpid();
 	long long before[ARRAY_SIZE(counter_names)], files_created, v;
-	int opt, mode, r;
+	int opt, r;
 	unsigned int i;
 
 	while ((opt = getopt(argc, argv, "ht:s:")) != -1) {
@@ -786,16 +786,7 @@ int main(int argc, char *argv[])
 	}
 
 	ksft_print_header();
-	if (!rgmem_loaded())
-		ksft_exit_fail_msg("rgmem is not loaded (no %s)\n",
-				   RGMEM_DEBUGFS);
-	mode = rgmem_vm_memory_attributes();
-	if (mode == 1)
-		ksft_exit_skip("kvm.vm_memory_attributes=Y: the VM holds the memory attributes, not guest_memfd\n");
-	if (mode != 0)
-		ksft_exit_fail_msg("Cannot read %s\n", RGMEM_VM_ATTRS_PARAM);
-	if (!(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM)))
-		ksft_exit_fail_msg("KVM does not offer KVM_X86_SW_PROTECTED_VM\n");
+	rgmem_require_gmem_attributes();
 	ksft_set_plan(1);
 	ksft_print_msg("%u seconds, seed %#lx\n", seconds, seed);
 

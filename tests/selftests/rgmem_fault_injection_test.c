@@ -48,7 +48,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define GPA		(1ULL << 32)
 #define SLOT		10
@@ -559,18 +559,9 @@ int main(void)
 {
 	struct sigaction sa = { .sa_handler = on_sigbus };
 	long long start;
-	int mode;
 
 	ksft_print_header();
-	TEST_ASSERT(rgmem_loaded(), "rgmem is not loaded (no %s)",
-		    RGMEM_DEBUGFS);
-	mode = rgmem_vm_memory_attributes();
-	if (mode == 1)
-		ksft_exit_skip("kvm.vm_memory_attributes=Y: the VM holds the memory attributes, not guest_memfd\n");
-	TEST_ASSERT(mode == 0, "Cannot read %s", RGMEM_VM_ATTRS_PARAM);
-	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) &
-		    BIT(KVM_X86_SW_PROTECTED_VM),
-		    "KVM does not offer KVM_X86_SW_PROTECTED_VM");
+	rgmem_require_gmem_attributes();
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction: %s",
 		    strerror(errno));
 	setup_fault_injection();

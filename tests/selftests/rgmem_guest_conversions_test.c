@@ -52,7 +52,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define BASE_DATA_SLOT		10
 #define BASE_DATA_GPA		((uint64_t)(1ull << 32))
@@ -760,7 +760,6 @@ int main(int argc, char *argv[])
 {
 	uint32_t nr_memslots = 1;
 	uint32_t nr_vcpus = 1;
-	int mode;
 	int opt;
 
 	while ((opt = getopt(argc, argv, "hm:n:")) != -1) {
@@ -778,16 +777,7 @@ int main(int argc, char *argv[])
 		}
 	}
 
-	TEST_ASSERT(rgmem_loaded(), "rgmem is not loaded (no %s)",
-		    RGMEM_DEBUGFS);
-
-	mode = rgmem_vm_memory_attributes();
-	if (mode == 1)
-		ksft_exit_skip("kvm.vm_memory_attributes=Y: the VM holds the memory attributes, not guest_memfd\n");
-	TEST_ASSERT(mode == 0, "Cannot read %s", RGMEM_VM_ATTRS_PARAM);
-
-	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) & BIT(KVM_X86_SW_PROTECTED_VM),
-		    "KVM does not offer KVM_X86_SW_PROTECTED_VM");
+	rgmem_require_gmem_attributes();
 
 	test_mem_conversions(nr_vcpus, nr_memslots);
 

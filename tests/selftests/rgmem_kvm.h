@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers for rgmem's programs built on the KVM selftest library.
+ */
+#ifndef RGMEM_KVM_H
+#define RGMEM_KVM_H
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kvm_util.h"
+#include "processor.h"
+#include "test_util.h"
+
+#include "rgmem_test.h"
+
+/*
+ * For programs that only make sense where guest_memfd holds the memory
+ * attributes: fails unless rgmem is loaded and KVM offers the software-
+ * protected VM type, and skips when kvm.vm_memory_attributes is 1.
+ */
+static inline void rgmem_require_gmem_attributes(void)
+{
+	int mode;
+
+	TEST_ASSERT(rgmem_loaded(), "rgmem is not loaded (no %s)",
+		    RGMEM_DEBUGFS);
+	mode = rgmem_vm_memory_attributes();
+	if (mode == 1)
+		ksft_exit_skip("kvm.vm_memory_attributes=Y: the VM holds the memory attributes, not guest_memfd\n");
+	TEST_ASSERT(mode == 0, "Cannot read %s", RGMEM_VM_ATTRS_PARAM);
+	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) &
+		    BIT(KVM_X86_SW_PROTECTED_VM),
+		    "KVM does not offer KVM_X86_SW_PROTECTED_VM");
+}
+
+/* Asserts that guest_memfd @fd is named @name: who served it. */
+static inline void rgmem_check_name(int fd, const char *name,
+				    const char *label)
+{
+	char link[64], target[256];
+	ssize_t n;
+
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	n = readlink(link, target, sizeof(target) - 1);
+	TEST_ASSERT(n > 0, "readlink(%s)", link);
+	target[n] = '\0';
+	TEST_ASSERT(strstr(target, name),
+		    "label %s: the guest_memfd is '%s', not %s", label, target,
+		    name);
+}
+
+static inline int rgmem_cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+/* The median of the @n values at @v, which it leaves as they are. */
+static inline double rgmem_median(const double *v, int n)
+{
+	double *s = malloc(n * sizeof(*s));
+	double m;
+
+	TEST_ASSERT(s, "malloc");
+	memcpy(s, v, n * sizeof(*s));
+	qsort(s, n, sizeof(*s), rgmem_cmp_double);
+	m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+	free(s);
+	return m;
+}
+
+#endif /* RGMEM_KVM_H */
