@@ -55,6 +55,12 @@ run_once() {
 	pg2=$(stat_sum "$pid" pf_guest)
 	ie2=$(stat_sum "$pid" insn_emulation)
 	pt2=$(stat_sum "$pid" pf_taken)
+	# Where each thread waits, for a hang that is not the known one.
+	local t
+	for t in /proc/"$pid"/task/*; do
+		echo "# thread $(cat "$t/comm" 2>/dev/null) $(basename "$t"):"
+		sed 's/^/#   /' "$t/stack" 2>/dev/null
+	done
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	cat "$log"
