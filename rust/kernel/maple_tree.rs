@@ -265,9 +265,9 @@ impl PreparedStore<'_> {
     pub fn commit(self) {
         let mut this = ManuallyDrop::new(self);
         let _readers = this.readers.lock();
-        // SAFETY: By the type invariant the nodes are reserved for exactly this store, so it
-        // cannot fail; `mas_store_prealloc` then frees what was left over, and the nodes the
-        // store replaced, which no reader can hold while `readers` is held.
+        // `mas_store_prealloc` frees what was left over, and the nodes the store replaced, which
+        // no reader can hold while `readers` is held.
+        // SAFETY: By the type invariant the nodes are reserved for exactly this store.
         unsafe { bindings::mas_store_prealloc(&mut this.mas, to_entry(this.value)) };
     }
 }

@@ -109,9 +109,9 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
             bindings::mapping_set_gfp_mask(mapping, bindings::GFP_HIGHUSER);
             bindings::mapping_set_inaccessible(mapping);
         }
-        // SAFETY: `anon_inode_create_getfile` returned the only reference, which we now own.
-        // Dropping it before the data is attached releases a file without data, which
+        // Dropping `file` before the data is attached releases a file without data, which
         // `release` allows.
+        // SAFETY: `anon_inode_create_getfile` returned the only reference, which we now own.
         let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) };
         let data = Arc::pin_init(init(&file), GFP_KERNEL)?;
         self.live.lock().push(data.clone(), GFP_KERNEL)?;
