@@ -28,16 +28,9 @@ pub(crate) fn get_pfn(
     // Conversion holds the lock exclusively: the state cannot change under us.
     let invalidate = mapping.invalidate_lock_shared();
     // A private fault on a shared page: KVM exits to user space with KVM_EXIT_MEMORY_FAULT.
-    if gmem.shares.get_locked(&invalidate, index)? != Share::Private {
-        return Err(EFAULT);
-    }
-    let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;
-    if new {
-        counters::FOLIOS_ALLOCATED.inc();
-    }
-    if folio.test_hwpoison() {
-        return Err(EHWPOISON);
-    }
+    let folio = gmem
+        .folio_locked(&invalidate, mapping, index, Share::Private)?
+        .ok_or(EFAULT)?;
     let (start, first_pfn, order) = (folio.index() as u64, folio.pfn(), folio.order());
     if !folio.test_uptodate() {
         // The guest must never see what the memory held before.

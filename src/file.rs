@@ -10,7 +10,7 @@
 //! these and relies on KVM's invalidation sequence instead.
 
 use crate::{
-    allocator::{Allocator, PageAllocator},
+    allocator::{self, Allocator, PageAllocator},
     convert, counters, fallocate, mmap,
     range::PAGE_SHIFT,
     share_math::Share,
@@ -19,7 +19,12 @@ use crate::{
 use kernel::{
     c_str,
     folio::LockedFolio,
-    fs::{anon_inode::FileType, file, File},
+    fs::{
+        anon_inode::FileType,
+        file,
+        filemap::{InvalidateSharedGuard, Mapping},
+        File,
+    },
     kvm::{
         gmem::{Bindings, HasBindings, MemoryAttributes2},
         Kvm,
@@ -48,6 +53,32 @@ pub(crate) struct Gmem {
     /// Which pages are shared and which private.
     #[pin]
     pub(crate) shares: Shareability,
+}
+
+impl Gmem {
+    /// The locked folio caching file page `index`, allocated if need be, when the page is in
+    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. The caller
+    /// holds the invalidate lock, which keeps conversions out.
+    pub(crate) fn folio_locked(
+        &self,
+        held: &InvalidateSharedGuard<'_>,
+        mapping: &Mapping,
+        index: u64,
+        want: Share,
+    ) -> Result<Option<LockedFolio>> {
+        if self.shares.get_locked(held, index)? != want {
+            return Ok(None);
+        }
+        let (folio, new) =
+            allocator::get_or_alloc(self.allocator, mapping, index, self.pages, false)?;
+        if new {
+            counters::FOLIOS_ALLOCATED.inc();
+        }
+        if folio.test_hwpoison() {
+            return Err(EHWPOISON);
+        }
+        Ok(Some(folio))
+    }
 }
 
 impl HasBindings for Gmem {

@@ -5,7 +5,7 @@
 //! Only shared pages may be mapped, and only with `MAP_SHARED`: the host and the guest then see
 //! the same memory. KVM reaches shared pages the same way, by GUP of the VMM's mapping.
 
-use crate::{allocator, counters, file::Gmem, share_math::Share};
+use crate::{counters, file::Gmem, share_math::Share};
 use kernel::{folio::LockedFolio, fs::File, mm::VmaNew, prelude::*};
 
 /// `mmap(2)`: files created with `GUEST_MEMFD_FLAG_MMAP`, `MAP_SHARED` only.
@@ -27,16 +27,9 @@ pub(crate) fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio>
     let mapping = file.mapping();
     // Conversion holds the lock exclusively: the state cannot change under us.
     let invalidate = mapping.invalidate_lock_shared();
-    if gmem.shares.get_locked(&invalidate, index)? != Share::Shared {
-        return Err(EACCES);
-    }
-    let (folio, new) = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)?;
-    if new {
-        counters::FOLIOS_ALLOCATED.inc();
-    }
-    if folio.test_hwpoison() {
-        return Err(EHWPOISON);
-    }
+    let folio = gmem
+        .folio_locked(&invalidate, mapping, index, Share::Shared)?
+        .ok_or(EACCES)?;
     if !folio.test_uptodate() {
         folio.zero();
         folio.mark_uptodate();
