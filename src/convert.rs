@@ -23,10 +23,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::{
     fs::{filemap::InvalidateGuard, File},
-    kvm::{
-        self,
-        gmem::{self, MemoryAttributes2},
-    },
+    kvm::gmem::{self, MemoryAttributes2},
     maple_tree::PreparedStore,
     mm,
 };
@@ -34,7 +31,7 @@ use kernel::{
 /// `KVM_SET_MEMORY_ATTRIBUTES2` on `file`, with its argument at user address `arg`.
 pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Result<isize> {
     // While KVM keeps attributes per VM, those are the ones its fault path reads.
-    if kvm::vm_memory_attributes() {
+    if !gmem.shares.converts() {
         return Err(ENOTTY);
     }
     let args = MemoryAttributes2::read(arg)?;

@@ -25,11 +25,11 @@ pub(crate) fn get_pfn(
     counters::GET_PFN.inc();
     let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
     let mapping = file.mapping();
-    // Conversion holds the lock exclusively: the state cannot change under us.
-    let invalidate = mapping.invalidate_lock_shared();
+    // Held to the end: a conversion must not run between the check and the prepare.
+    let steady = gmem.shares.steady(mapping);
     // A private fault on a shared page: KVM exits to user space with KVM_EXIT_MEMORY_FAULT.
     let folio = gmem
-        .folio_locked(&invalidate, mapping, index, Share::Private)?
+        .folio_locked(&steady, mapping, index, Share::Private)?
         .ok_or(EFAULT)?;
     let (start, first_pfn, order) = (folio.index() as u64, folio.pfn(), folio.order());
     if !folio.test_uptodate() {

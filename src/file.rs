@@ -5,7 +5,7 @@
 //! Lock order, outermost first:
 //! `kvm->slots_lock` → `mmap_lock` → the mapping's `invalidate_lock` → folio lock →
 //! [`Gmem::bindings`] → KVM's `mmu_lock`. The invalidate lock is taken shared by allocation,
-//! user faults and KVM's faults, and exclusively by conversion, hole punching and release; it
+//! user faults and, for a file that converts, KVM's faults; and exclusively by conversion, hole punching and release; it
 //! also protects [`Gmem::shares`] (see `shareability.rs`). KVM's `is_private` takes none of
 //! these and relies on KVM's invalidation sequence instead.
 
@@ -14,7 +14,7 @@ use crate::{
     convert, counters, fallocate, mmap,
     range::PAGE_SHIFT,
     share_math::Share,
-    shareability::Shareability,
+    shareability::{Shareability, Steady},
 };
 use kernel::{
     c_str,
@@ -22,7 +22,7 @@ use kernel::{
     fs::{
         anon_inode::FileType,
         file,
-        filemap::{InvalidateSharedGuard, Mapping},
+        filemap::Mapping,
         File,
     },
     kvm::{
@@ -57,16 +57,16 @@ pub(crate) struct Gmem {
 
 impl Gmem {
     /// The locked folio caching file page `index`, allocated if need be, when the page is in
-    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. The caller
-    /// holds the invalidate lock, which keeps conversions out.
+    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. `steady` keeps
+    /// conversions out.
     pub(crate) fn folio_locked(
         &self,
-        held: &InvalidateSharedGuard<'_>,
+        steady: &Steady<'_>,
         mapping: &Mapping,
         index: u64,
         want: Share,
     ) -> Result<Option<LockedFolio>> {
-        if self.shares.get_locked(held, index)? != want {
+        if self.shares.get_steady(steady, index)? != want {
             return Ok(None);
         }
         let (folio, new) =
@@ -90,18 +90,20 @@ impl HasBindings for Gmem {
 /// The guest_memfd file type.
 pub(crate) struct GmemFile;
 
-/// Creates a file of `pages` pages for `kvm`, all in state `init`.
+/// Creates a file of `pages` pages for `kvm`, all in state `init`, and staying so unless it
+/// `converts`.
 pub(crate) fn create(
     files: &FileType<GmemFile>,
     kvm: &Kvm,
     pages: u64,
     mmap: bool,
     init: Share,
+    converts: bool,
 ) -> Result<ARef<File>> {
     static PAGES: PageAllocator = PageAllocator;
     // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
     let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |file| {
-        let shares = Shareability::new(file.mapping());
+        let shares = Shareability::new(file.mapping(), (!converts).then_some(init));
         let ino = file.inode().ino();
         pin_init!(Gmem {
             ino,

@@ -25,10 +25,9 @@ pub(crate) fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio>
         return Err(EFAULT);
     }
     let mapping = file.mapping();
-    // Conversion holds the lock exclusively: the state cannot change under us.
-    let invalidate = mapping.invalidate_lock_shared();
+    let steady = gmem.shares.steady(mapping);
     let folio = gmem
-        .folio_locked(&invalidate, mapping, index, Share::Shared)?
+        .folio_locked(&steady, mapping, index, Share::Shared)?
         .ok_or(EACCES)?;
     if !folio.test_uptodate() {
         folio.zero();

@@ -10,6 +10,9 @@
 //! spinlock and relies on KVM's invalidation sequence, which conversion bumps around its store,
 //! to retry a stale answer.
 //! Punch-hole and truncation keep the states.
+//!
+//! While KVM keeps attributes per VM (`vm_memory_attributes=1`), nothing converts: every page
+//! keeps its initial state, and readers need no lock.
 
 use crate::{
     file::Gmem,
@@ -18,7 +21,7 @@ use crate::{
 use core::fmt::{self, Write};
 use kernel::{
     debugfs::SeqWriter,
-    fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
+    fs::filemap::{InvalidateGuard, InvalidateHeld, InvalidateSharedGuard, Mapping},
     maple_tree::{PreparedStore, Range, RangeTree},
     prelude::*,
 };
@@ -28,7 +31,13 @@ use kernel::{
 pub(crate) struct Shareability {
     #[pin]
     tree: RangeTree,
+    /// The state of every page, for good, when the file does not convert.
+    fixed: Option<Share>,
 }
+
+/// Keeps every page's state as it is while it lives: the invalidate lock held shared, or
+/// nothing for a file that does not convert.
+pub(crate) struct Steady<'a>(Option<InvalidateSharedGuard<'a>>);
 
 fn run(r: Range) -> Run {
     Run {
@@ -39,10 +48,21 @@ fn run(r: Range) -> Run {
 }
 
 impl Shareability {
-    /// An empty store for the file of `mapping`; [`Shareability::fill`] sets its initial state.
-    pub(crate) fn new(mapping: &Mapping) -> impl PinInit<Self> {
+    /// An empty store for the file of `mapping`; [`Shareability::fill`] sets its initial state,
+    /// which is `fixed` for good if given.
+    pub(crate) fn new(mapping: &Mapping, fixed: Option<Share>) -> impl PinInit<Self> {
         let tree = RangeTree::new(mapping);
-        pin_init!(Self { tree <- tree })
+        pin_init!(Self { tree <- tree, fixed })
+    }
+
+    /// Whether pages may change state.
+    pub(crate) fn converts(&self) -> bool {
+        self.fixed.is_none()
+    }
+
+    /// Keeps states from changing for a reader of `mapping`, the file's.
+    pub(crate) fn steady<'a>(&self, mapping: &'a Mapping) -> Steady<'a> {
+        Steady(self.converts().then(|| mapping.invalidate_lock_shared()))
     }
 
     /// Sets all `pages` pages to `share`.
@@ -54,18 +74,26 @@ impl Shareability {
     /// The state of page `index`, from any context. Pages past the end read as private: no one
     /// may map them.
     pub(crate) fn get(&self, index: u64) -> Share {
+        if let Some(share) = self.fixed {
+            return share;
+        }
         self.tree
             .load(index)
             .map_or(Share::Private, |v| Share::from_value(v as usize))
     }
 
-    /// As [`Shareability::get`], for a holder of the invalidate lock: cheaper, as writers are
+    /// As [`Shareability::get`], for a reader that keeps states steady: cheaper, as writers are
     /// already out.
-    pub(crate) fn get_locked(&self, held: &impl InvalidateHeld, index: u64) -> Result<Share> {
-        Ok(self
-            .tree
-            .load_locked(held, index)?
-            .map_or(Share::Private, |v| Share::from_value(v as usize)))
+    pub(crate) fn get_steady(&self, steady: &Steady<'_>, index: u64) -> Result<Share> {
+        match (self.fixed, &steady.0) {
+            (Some(share), _) => Ok(share),
+            (None, Some(held)) => Ok(self
+                .tree
+                .load_locked(held, index)?
+                .map_or(Share::Private, |v| Share::from_value(v as usize))),
+            // `steady` comes from another store.
+            (None, None) => Err(EINVAL),
+        }
     }
 
     /// The runs that overlap pages `start..end`, whole, in order.
