@@ -48,6 +48,7 @@ impl Folio {
     /// # Safety
     ///
     /// `ptr` must point to a folio whose refcount stays non-zero for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Self {
         // SAFETY: `Folio` is a transparent wrapper, and the caller keeps the folio alive.
         unsafe { &*ptr.cast() }
@@ -59,17 +60,20 @@ impl Folio {
     ///
     /// `ptr` must be a valid folio on which the caller owns a reference, which moves into the
     /// returned [`ARef`].
+    #[inline]
     pub unsafe fn from_owned_raw(ptr: NonNull<bindings::folio>) -> ARef<Self> {
         // SAFETY: The caller's reference moves into the `ARef`.
         unsafe { ARef::from_raw(ptr.cast()) }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::folio {
         self.0.get()
     }
 
     /// Returns the page frame number of the first page.
+    #[inline]
     pub fn pfn(&self) -> u64 {
         // SAFETY: The folio is valid by the type invariant.
         unsafe { bindings::folio_pfn(self.as_ptr()) as u64 }
@@ -94,6 +98,7 @@ impl Folio {
     }
 
     /// Returns the allocation order; 0 for a single page.
+    #[inline]
     pub fn order(&self) -> u32 {
         // As `folio_order()`: only a large folio has a head page that stores its order.
         if !self.test_flag(bindings::pageflags_PG_head) {
@@ -107,6 +112,7 @@ impl Folio {
     ///
     /// Only stable while the folio is locked, or otherwise known to stay in its mapping. Not
     /// for swap cache folios, whose index means something else.
+    #[inline]
     pub fn index(&self) -> usize {
         // SAFETY: The folio is valid by the type invariant; a racy read is the caller's concern.
         unsafe { (*self.as_ptr()).__bindgen_anon_1.__bindgen_anon_1.index }
@@ -115,22 +121,26 @@ impl Folio {
     /// Returns the page index after the folio's last page.
     ///
     /// Only stable while the folio is locked, or otherwise known to stay in its mapping.
+    #[inline]
     pub fn next_index(&self) -> usize {
         self.index() + self.nr_pages()
     }
 
     /// Returns the number of pages.
+    #[inline]
     pub fn nr_pages(&self) -> usize {
         1 << self.order()
     }
 
     /// Returns the reference count; only meaningful while nobody can take new references.
+    #[inline]
     pub fn ref_count(&self) -> i32 {
         // SAFETY: The folio is valid by the type invariant.
         unsafe { bindings::folio_ref_count(self.as_ptr()) }
     }
 
     /// Returns whether the folio is up to date.
+    #[inline]
     pub fn test_uptodate(&self) -> bool {
         let r = self.test_flag(bindings::pageflags_PG_uptodate);
         // As `folio_test_uptodate()`: the contents are read after the flag.
@@ -141,6 +151,7 @@ impl Folio {
     }
 
     /// Returns whether memory failure poisoned any page of the folio.
+    #[inline]
     pub fn test_hwpoison(&self) -> bool {
         #[cfg(CONFIG_MEMORY_FAILURE)]
         return self.test_flag(bindings::pageflags_PG_hwpoison);
@@ -170,12 +181,14 @@ impl LockedFolio {
     /// # Safety
     ///
     /// The caller must hold the folio lock and hand it over.
+    #[inline]
     pub(crate) unsafe fn from_locked(folio: ARef<Folio>) -> Self {
         // INVARIANT: The caller hands us the lock.
         Self(folio)
     }
 
     /// Marks the folio up to date; guest_memfd uses this for "zeroed and prepared".
+    #[inline]
     pub fn mark_uptodate(&self) {
         // As `folio_mark_uptodate()`: the contents are written before the flag.
         fence(Ordering::Release);
@@ -185,6 +198,7 @@ impl LockedFolio {
     }
 
     /// Fills every page of the folio with zeroes.
+    #[inline]
     pub fn zero(&self) {
         for i in 0..self.0.nr_pages() {
             // SAFETY: `i` is within the folio, and we own a reference.
@@ -193,6 +207,7 @@ impl LockedFolio {
     }
 
     /// Gives up the lock and the reference, for C code that releases both.
+    #[inline]
     pub fn into_raw(self) -> NonNull<bindings::folio> {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: `this.0` is read exactly once and `this` is not dropped, so the lock and the
@@ -201,6 +216,7 @@ impl LockedFolio {
     }
 
     /// Unlocks the folio and returns the reference.
+    #[inline]
     pub fn unlock(self) -> ARef<Folio> {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: We hold the lock by the type invariant, and `this` is never used again.
@@ -213,6 +229,7 @@ impl LockedFolio {
 impl Deref for LockedFolio {
     type Target = Folio;
 
+    #[inline]
     fn deref(&self) -> &Folio {
         &self.0
     }

@@ -46,12 +46,14 @@ impl Kvm {
     /// # Safety
     ///
     /// `ptr` must point to a VM whose users count stays non-zero for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::kvm) -> &'a Self {
         // SAFETY: `Kvm` is a transparent wrapper, and the caller keeps the VM alive.
         unsafe { &*ptr.cast() }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::kvm {
         self.0.get()
     }
@@ -178,35 +180,41 @@ impl MemorySlot {
     /// # Safety
     ///
     /// `ptr` must point to a memslot that stays alive for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::kvm_memory_slot) -> &'a Self {
         // SAFETY: `MemorySlot` is a transparent wrapper, and the caller keeps it alive.
         unsafe { &*ptr.cast() }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::kvm_memory_slot {
         self.0.get()
     }
 
     /// Returns the first guest frame number.
+    #[inline]
     pub fn base_gfn(&self) -> u64 {
         // SAFETY: Fixed once the slot is created.
         unsafe { (*self.as_ptr()).base_gfn }
     }
 
     /// Returns the number of pages.
+    #[inline]
     pub fn npages(&self) -> u64 {
         // SAFETY: Fixed once the slot is created.
         unsafe { (*self.as_ptr()).npages as u64 }
     }
 
     /// Returns the slot's id, including its address space.
+    #[inline]
     pub fn id(&self) -> u16 {
         // SAFETY: Fixed once the slot is created.
         unsafe { (*self.as_ptr()).id as u16 }
     }
 
     /// Returns the file page at which a guest_memfd binding starts.
+    #[inline]
     pub fn gmem_pgoff(&self) -> u64 {
         // SAFETY: Set at bind, before the slot is visible, and fixed afterwards.
         unsafe { (*self.as_ptr()).gmem.pgoff as u64 }

@@ -46,23 +46,27 @@ impl File {
     /// # Safety
     ///
     /// `ptr` must point to a file that stays alive for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::file) -> &'a Self {
         // SAFETY: `File` is a transparent wrapper, and the caller keeps the file alive.
         unsafe { &*ptr.cast() }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::file {
         self.0.get()
     }
 
     /// Returns the file's inode.
+    #[inline]
     pub fn inode(&self) -> &Inode {
         // SAFETY: `f_inode` is set at open and lives as long as the file.
         unsafe { Inode::from_raw((*self.as_ptr()).f_inode) }
     }
 
     /// Returns the page cache the file reads and writes through.
+    #[inline]
     pub fn mapping(&self) -> &Mapping {
         // SAFETY: `f_mapping` is set at open and lives as long as the file.
         unsafe { Mapping::from_raw((*self.as_ptr()).f_mapping) }

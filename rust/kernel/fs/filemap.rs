@@ -7,7 +7,7 @@
 
 use crate::{
     bindings,
-    error::{code::*, from_err_ptr, to_result, Error, Result},
+    error::{code::*, to_result, Error, Result},
     folio::{Folio, LockedFolio},
     fs::file,
     types::{ARef, Opaque},
@@ -31,17 +31,20 @@ impl Mapping {
     /// # Safety
     ///
     /// `ptr` must point to a mapping that stays alive for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::address_space) -> &'a Self {
         // SAFETY: `Mapping` is a transparent wrapper, and the caller keeps the mapping alive.
         unsafe { &*ptr.cast() }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::address_space {
         self.0.get()
     }
 
     /// Takes the invalidate lock exclusively: no folio may be added while it is held.
+    #[inline]
     pub fn invalidate_lock(&self) -> InvalidateGuard<'_> {
         // SAFETY: The mapping is valid by the type invariant.
         unsafe { bindings::filemap_invalidate_lock(self.as_ptr()) };
@@ -50,6 +53,7 @@ impl Mapping {
     }
 
     /// Takes the invalidate lock shared, excluding truncation and hole punching.
+    #[inline]
     pub fn invalidate_lock_shared(&self) -> InvalidateSharedGuard<'_> {
         // SAFETY: The mapping is valid by the type invariant.
         unsafe { bindings::filemap_invalidate_lock_shared(self.as_ptr()) };
@@ -58,32 +62,40 @@ impl Mapping {
     }
 
     /// Returns the number of pages in the cache.
+    #[inline]
     pub fn nr_pages(&self) -> usize {
         // SAFETY: The mapping is valid; a racy read is fine for a statistic.
         unsafe { core::ptr::read_volatile(&(*self.as_ptr()).nrpages) as usize }
     }
 
     /// Looks up the folio caching page `index` and locks it; `None` if there is none.
+    #[inline]
     pub fn lock_folio(&self, index: usize) -> Result<Option<LockedFolio>> {
         // SAFETY: The mapping is valid by the type invariant.
         let ptr = unsafe {
             bindings::__filemap_get_folio(self.as_ptr(), index as _, bindings::FGP_LOCK, 0)
         };
-        match from_err_ptr(ptr) {
-            // SAFETY: On success the folio is returned locked and referenced.
-            Ok(p) => Ok(Some(unsafe { locked(p) })),
-            Err(e) if e == ENOENT => Ok(None),
-            Err(e) => Err(e),
+        // `IS_ERR()` inline: this runs on every fault.
+        let value = ptr as isize;
+        if (-(bindings::MAX_ERRNO as isize)..0).contains(&value) {
+            return match Error::from_errno(value as i32) {
+                e if e == ENOENT => Ok(None),
+                e => Err(e),
+            };
         }
+        // SAFETY: On success the folio is returned locked and referenced.
+        Ok(Some(unsafe { locked(ptr) }))
     }
 
     /// Returns the mask that `mapping_gfp_mask()` returns.
+    #[inline]
     fn gfp_mask(&self) -> bindings::gfp_t {
         // SAFETY: The mapping is valid; its mask is set before the file is installed.
         unsafe { (*self.as_ptr()).gfp_mask }
     }
 
     /// Allocates a folio of `order` with the mapping's GFP mask.
+    #[inline]
     pub fn alloc_folio(&self, order: u32) -> Result<ARef<Folio>> {
         let gfp = self.gfp_mask();
         // SAFETY: No preconditions.
@@ -96,6 +108,7 @@ impl Mapping {
     /// Inserts a new folio at page `index` and returns it locked.
     ///
     /// Fails with `EEXIST` if another folio already caches part of the range.
+    #[inline]
     pub fn add_folio(&self, folio: ARef<Folio>, index: usize) -> Result<LockedFolio> {
         let gfp = self.gfp_mask();
         // SAFETY: `folio` is a fresh, unlocked folio that no mapping holds yet; on success it is
@@ -170,6 +183,7 @@ impl CachedFolio {
     /// # Safety
     ///
     /// `ptr` must be a folio of a page cache on which the caller holds one reference, for `'a`.
+    #[inline]
     unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Self {
         // SAFETY: `CachedFolio` is a transparent wrapper of a live folio.
         unsafe { &*ptr.cast() }
@@ -177,6 +191,7 @@ impl CachedFolio {
 
     /// Whether no one but the page cache (one reference per page) and this walk holds the folio:
     /// no process maps it, and no one pins it or is about to.
+    #[inline]
     pub fn is_unused(&self) -> bool {
         self.0.ref_count() as usize == self.0.nr_pages() + 1
     }
@@ -185,6 +200,7 @@ impl CachedFolio {
 impl core::ops::Deref for CachedFolio {
     type Target = Folio;
 
+    #[inline]
     fn deref(&self) -> &Folio {
         &self.0
     }
@@ -193,6 +209,7 @@ impl core::ops::Deref for CachedFolio {
 /// # Safety
 ///
 /// `ptr` must be a locked folio on which the caller owns a reference; both move into the result.
+#[inline]
 unsafe fn locked(ptr: *mut bindings::folio) -> LockedFolio {
     // SAFETY: Per the function's contract, `ptr` is non-null and referenced.
     let folio = unsafe { Folio::from_owned_raw(NonNull::new_unchecked(ptr)) };
@@ -227,6 +244,7 @@ pub struct InvalidateGuard<'a>(&'a Mapping);
 
 impl InvalidateGuard<'_> {
     /// Returns whether this guard holds the lock of `mapping`.
+    #[inline]
     pub fn holds(&self, mapping: &Mapping) -> bool {
         core::ptr::eq(self.0, mapping)
     }
