@@ -19,12 +19,7 @@ use crate::{
 use kernel::{
     c_str,
     folio::LockedFolio,
-    fs::{
-        anon_inode::FileType,
-        file,
-        filemap::Mapping,
-        File,
-    },
+    fs::{anon_inode::FileType, file, filemap::Mapping, File},
     kvm::{
         gmem::{Bindings, HasBindings, MemoryAttributes2},
         Kvm,

@@ -50,7 +50,14 @@ impl Provider for Rgmem {
         };
         // KVM reads the file's states, which conversions change, only when it keeps none per VM.
         let converts = !kvm::vm_memory_attributes();
-        file::create(files, kvm, pages, flags & gmem::FLAG_MMAP != 0, init, converts)
+        file::create(
+            files,
+            kvm,
+            pages,
+            flags & gmem::FLAG_MMAP != 0,
+            init,
+            converts,
+        )
     }
 
     fn bind(gmem: &Gmem, kvm: &Kvm, slot: NewSlot<'_>, offset: u64) -> Result {
