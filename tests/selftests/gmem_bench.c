@@ -102,6 +102,30 @@ static void bench_fallocate(struct kvm_vm *vm, int run)
 	results[ROW_PUNCH_HOLE][run] = gib / (t2 - t1);
 }
 
+/* KVM's statistics of the first-touch VMs, summed over the timed runs. */
+static const char * const kvm_stat_name[] = {
+	"exits", "pf_taken", "pf_fixed", "pf_spurious", "pf_emulate",
+};
+#define NR_KVM_STATS ARRAY_SIZE(kvm_stat_name)
+static uint64_t kvm_stats[NR_KVM_STATS];
+
+/* Adds @vm's statistic @i, as debugfs shows it (0 without debugfs). */
+static void add_kvm_stat(struct kvm_vm *vm, int i)
+{
+	char path[128];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s",
+		 getpid(), vm->fd, kvm_stat_name[i]);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fscanf(f, "%lu", &v) == 1)
+		kvm_stats[i] += v;
+	fclose(f);
+}
+
 static void guest_touch(uint64_t gpa, uint64_t size)
 {
 	uint64_t off;
@@ -113,7 +137,8 @@ static void guest_touch(uint64_t gpa, uint64_t size)
 
 /*
  * One run of row c: a new VM each time, so that every page the guest
- * touches is a first touch of a fresh, unallocated guest_memfd.
+ * touches is a first touch of a fresh, unallocated guest_memfd. Run -1
+ * warms up and is not recorded.
  */
 static void bench_first_touch(int run)
 {
@@ -126,7 +151,7 @@ static void bench_first_touch(int run)
 	struct kvm_vm *vm;
 	struct ucall uc;
 	double t0, t1;
-	int fd;
+	int fd, i;
 
 	/* @npages sizes slot 0 for the guest page tables that map them. */
 	vm = __vm_create_shape_with_one_vcpu(shape, &vcpu, npages,
@@ -152,10 +177,13 @@ static void bench_first_touch(int run)
 	default:
 		TEST_FAIL("unexpected ucall %lu", uc.cmd);
 	}
+	for (i = 0; run >= 0 && i < NR_KVM_STATS; i++)
+		add_kvm_stat(vm, i);
 	kvm_vm_free(vm);
 	close(fd);
 
-	results[ROW_FIRST_TOUCH][run] = npages / (t1 - t0);
+	if (run >= 0)
+		results[ROW_FIRST_TOUCH][run] = npages / (t1 - t0);
 }
 
 static void print_row(int row, int runs)
@@ -251,7 +279,7 @@ int main(int argc, char *argv[])
 		kvm_vm_free(vm);
 	}
 	for (i = -1; i < runs; i++)
-		bench_first_touch(i < 0 ? 0 : i);
+		bench_first_touch(i);
 
 	if (!strcmp(label, "rgmem")) {
 		created_after = rgmem_counter("files_created");
@@ -273,5 +301,11 @@ int main(int argc, char *argv[])
 	}
 	for (row = first_row; row < NR_ROWS; row++)
 		print_row(row, runs);
+	/* What KVM did per touched page: the same work on either side. */
+	printf("# %s first_touch_256m per page:", label);
+	for (i = 0; i < NR_KVM_STATS; i++)
+		printf(" %s %.3f", kvm_stat_name[i],
+		       (double)kvm_stats[i] / runs / (TOUCH_SIZE / PAGE_SIZE));
+	printf("\n");
 	return 0;
 }
