@@ -54,7 +54,12 @@ struct NoProvider;
 impl Provider for NoProvider {
     type File = NoFile;
 
-    fn create(_files: &FileType<NoFile>, _kvm: &Kvm, _size: u64, _flags: u64) -> Result<ARef<File>> {
+    fn create(
+        _files: &FileType<NoFile>,
+        _kvm: &Kvm,
+        _size: u64,
+        _flags: u64,
+    ) -> Result<ARef<File>> {
         Err(ENODEV)
     }
 

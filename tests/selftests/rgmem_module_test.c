@@ -2,15 +2,20 @@
 /*
  * The module's lifetime: it is loaded, shows its debugfs directory,
  * unloads without a trace and loads again. The runner loads rgmem.ko
- * before this test and passes its path in RGMEM_KO.
+ * before this test and passes its path in RGMEM_KO, and that of the test
+ * module rgmem_second.ko (tests/modules/, a provider that serves nothing)
+ * in RGMEM_SECOND_KO.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/klog.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include <linux/kvm.h>
 
 #include "kselftest_harness.h"
 #include "rgmem_test.h"
@@ -93,6 +98,65 @@ TEST(second_load_is_refused)
 	ASSERT_EQ(-1, load(ko));
 	ASSERT_EQ(EEXIST, errno);
 	ASSERT_TRUE(rgmem_loaded());
+}
+
+/* errno of KVM_CREATE_GUEST_MEMFD on a new VM, or 0 if it succeeded. */
+static int create_gmem_errno(void)
+{
+	struct kvm_create_guest_memfd args = { .size = 1 << 21 };
+	int kvm, vm, fd, err = 0;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		return errno;
+	vm = ioctl(kvm, KVM_CREATE_VM, KVM_X86_SW_PROTECTED_VM);
+	if (vm < 0) {
+		err = errno;
+		close(kvm);
+		return err;
+	}
+	fd = ioctl(vm, KVM_CREATE_GUEST_MEMFD, &args);
+	if (fd < 0)
+		err = errno;
+	else
+		close(fd);
+	close(vm);
+	close(kvm);
+	return err;
+}
+
+/*
+ * KVM takes one provider at a time: a second gets EBUSY, whichever loads
+ * first. While rgmem_second is the provider, guest_memfd creation reaches
+ * it (ENODEV, its only answer), not rgmem nor KVM's own.
+ */
+TEST(second_provider_is_refused)
+{
+	const char *ko = getenv("RGMEM_KO");
+	const char *second = getenv("RGMEM_SECOND_KO");
+
+	if (!ko || !second)
+		SKIP(return, "RGMEM_KO or RGMEM_SECOND_KO is not set");
+	ASSERT_EQ(0, create_gmem_errno());
+
+	ASSERT_EQ(-1, load(second)) TH_LOG("rgmem_second loaded beside rgmem");
+	ASSERT_EQ(EBUSY, errno);
+	ASSERT_TRUE(rgmem_loaded());
+
+	ASSERT_EQ(0, syscall(SYS_delete_module, "rgmem", O_NONBLOCK))
+		TH_LOG("rmmod rgmem: %s", strerror(errno));
+	ASSERT_EQ(0, load(second))
+		TH_LOG("insmod %s: %s", second, strerror(errno));
+	ASSERT_EQ(ENODEV, create_gmem_errno());
+	ASSERT_EQ(-1, load(ko)) TH_LOG("rgmem loaded beside rgmem_second");
+	ASSERT_EQ(EBUSY, errno);
+	ASSERT_FALSE(rgmem_is_dir(RGMEM_SYSFS));
+
+	ASSERT_EQ(0, syscall(SYS_delete_module, "rgmem_second", O_NONBLOCK))
+		TH_LOG("rmmod rgmem_second: %s", strerror(errno));
+	ASSERT_EQ(0, load(ko)) TH_LOG("insmod %s: %s", ko, strerror(errno));
+	ASSERT_TRUE(rgmem_loaded());
+	ASSERT_EQ(0, create_gmem_errno());
 }
 
 TEST_HARNESS_MAIN
