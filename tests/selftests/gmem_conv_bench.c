@@ -397,15 +397,6 @@ static void bad_args(void)
 	exit(KSFT_FAIL);
 }
 
-static long long counter(const char *name)
-{
-	long long v = rgmem_counter(name);
-
-	TEST_ASSERT(v >= 0, "label rgmem: cannot read %s/%s", RGMEM_DEBUGFS,
-		    name);
-	return v;
-}
-
 static bool rgmem_absent(void)
 {
 	return !rgmem_is_dir(RGMEM_DEBUGFS) && !rgmem_is_dir(RGMEM_SYSFS);
@@ -447,8 +438,8 @@ int main(int argc, char *argv[])
 		TEST_ASSERT(!attrs,
 			    "label rgmem: needs kvm.vm_memory_attributes=0, not %d",
 			    attrs);
-		files0 = counter("files_created");
-		conv0 = counter("conversions");
+		files0 = rgmem_read_counter("files_created");
+		conv0 = rgmem_read_counter("conversions");
 	} else if (!strcmp(label, "C")) {
 		expect_name = "[kvm-gmem]";
 		TEST_ASSERT(rgmem_absent(), "label C: rgmem is still loaded");
@@ -486,8 +477,8 @@ int main(int argc, char *argv[])
 	store_frag->runs = STORE_RUNS;
 
 	if (!strcmp(label, "rgmem")) {
-		files1 = counter("files_created");
-		conv1 = counter("conversions");
+		files1 = rgmem_read_counter("files_created");
+		conv1 = rgmem_read_counter("conversions");
 		TEST_ASSERT(files1 - files0 == nr_files,
 			    "label rgmem: files_created went %lld -> %lld, expected +%lld",
 			    files0, files1, nr_files);

@@ -654,14 +654,6 @@ static uint64_t seed_mix(uint64_t x)
 	return (x ^ (x >> 31)) | 1;
 }
 
-static long long counter(const char *name)
-{
-	long long v = rgmem_counter(name);
-
-	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
-	return v;
-}
-
 static const char *const counter_names[] = {
 	"conversions", "user_faults", "get_pfn", "punch_holes",
 };
@@ -790,12 +782,12 @@ int main(int argc, char *argv[])
 	ksft_set_plan(1);
 	ksft_print_msg("%u seconds, seed %#lx\n", seconds, seed);
 
-	files_created = counter("files_created");
+	files_created = rgmem_read_counter("files_created");
 	setup();
-	TEST_ASSERT(counter("files_created") == files_created + 1,
+	TEST_ASSERT(rgmem_read_counter("files_created") == files_created + 1,
 		    "The guest_memfd is not rgmem's");
 	for (i = 0; i < ARRAY_SIZE(counter_names); i++)
-		before[i] = counter(counter_names[i]);
+		before[i] = rgmem_read_counter(counter_names[i]);
 
 	deadline_ns = now_ns() + (uint64_t)seconds * NSEC_PER_SEC;
 	for (i = 0; i < NR_WORKERS; i++) {
@@ -817,11 +809,11 @@ int main(int argc, char *argv[])
 	guest_done();
 	report();
 
-	TEST_ASSERT(counter("files_created") == files_created + 1,
+	TEST_ASSERT(rgmem_read_counter("files_created") == files_created + 1,
 		    "rgmem created %lld files, wanted 1",
-		    counter("files_created") - files_created);
+		    rgmem_read_counter("files_created") - files_created);
 	for (i = 0; i < ARRAY_SIZE(counter_names); i++) {
-		v = counter(counter_names[i]);
+		v = rgmem_read_counter(counter_names[i]);
 		ksft_print_msg("rgmem %s: +%lld\n", counter_names[i],
 			       v - before[i]);
 		TEST_ASSERT(v > before[i], "rgmem's %s did not rise",

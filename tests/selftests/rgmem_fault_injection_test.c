@@ -253,17 +253,9 @@ static unsigned int fail_nth_get(void)
 	return v;
 }
 
-static long long counter(const char *name)
-{
-	long long v = rgmem_counter(name);
-
-	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
-	return v;
-}
-
 static void assert_conversions(const char *what)
 {
-	long long v = counter("conversions");
+	long long v = rgmem_read_counter("conversions");
 
 	TEST_ASSERT(v == conversions,
 		    "%s: rgmem counted %lld conversions, wanted %lld", what, v,
@@ -516,7 +508,7 @@ static void convert_injected(int first, int n, bool private)
 static void case_begin(int nr)
 {
 	const uint64_t size = NPAGES * PS;
-	long long files_created = counter("files_created");
+	long long files_created = rgmem_read_counter("files_created");
 	struct stat st;
 	int i;
 
@@ -524,7 +516,7 @@ static void case_begin(int nr)
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	gmem_fd = vm_create_guest_memfd(vm, size, GUEST_MEMFD_FLAG_MMAP |
 					GUEST_MEMFD_FLAG_INIT_SHARED);
-	TEST_ASSERT(counter("files_created") == files_created + 1,
+	TEST_ASSERT(rgmem_read_counter("files_created") == files_created + 1,
 		    "The guest_memfd is not rgmem's");
 	TEST_ASSERT(!fstat(gmem_fd, &st), "fstat: %s", strerror(errno));
 	gmem_ino = st.st_ino;
@@ -566,7 +558,7 @@ int main(void)
 		    strerror(errno));
 	setup_fault_injection();
 	ksft_set_plan(5);
-	start = conversions = counter("conversions");
+	start = conversions = rgmem_read_counter("conversions");
 
 	case_begin(1);
 	convert_injected(8, 32, true);

@@ -589,14 +589,6 @@ static void *vcpu_thread(void *__vcpu)
 	}
 }
 
-static long long counter(const char *name)
-{
-	long long v = rgmem_counter(name);
-
-	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
-	return v;
-}
-
 static void test_mem_conversions(uint32_t nr_vcpus, uint32_t nr_memslots)
 {
 	const uint64_t per_cpu_size = align_up(PER_CPU_DATA_SIZE, PER_CPU_ALIGN);
@@ -639,15 +631,9 @@ static void test_mem_conversions(uint32_t nr_vcpus, uint32_t nr_memslots)
 
 	vm_enable_cap(vm, KVM_CAP_EXIT_HYPERCALL, (1 << KVM_HC_MAP_GPA_RANGE));
 
-	files_created = counter("files_created");
-	gmem_fd = vm_create_guest_memfd(vm, gmem_size, GUEST_MEMFD_FLAG_MMAP);
-	TEST_ASSERT(counter("files_created") == files_created + 1,
-		    "The guest_memfd is not rgmem's");
-
-	gmem_mem = mmap(NULL, gmem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			gmem_fd, 0);
-	TEST_ASSERT(gmem_mem != MAP_FAILED, "mmap of the guest_memfd: %s",
-		    strerror(errno));
+	files_created = rgmem_read_counter("files_created");
+	gmem_fd = rgmem_create_mapped_gmem(vm, gmem_size, GUEST_MEMFD_FLAG_MMAP,
+					   &gmem_mem);
 	page_private = malloc(gmem_size >> PAGE_SHIFT);
 	TEST_ASSERT(page_private, "malloc");
 	/* Without GUEST_MEMFD_FLAG_INIT_SHARED, all of it starts private. */
@@ -682,17 +668,17 @@ static void test_mem_conversions(uint32_t nr_vcpus, uint32_t nr_memslots)
 		TEST_ASSERT(!r, "pthread_create: %s", strerror(r));
 	}
 
-	get_pfn = counter("get_pfn");
-	conversions = counter("conversions");
-	user_faults = counter("user_faults");
+	get_pfn = rgmem_read_counter("get_pfn");
+	conversions = rgmem_read_counter("conversions");
+	user_faults = rgmem_read_counter("user_faults");
 
 	pthread_barrier_wait(&start_barrier);
 	for (i = 0; i < nr_vcpus; i++)
 		pthread_join(threads[i], NULL);
 
-	d_get_pfn = counter("get_pfn") - get_pfn;
-	d_conversions = counter("conversions") - conversions;
-	d_user_faults = counter("user_faults") - user_faults;
+	d_get_pfn = rgmem_read_counter("get_pfn") - get_pfn;
+	d_conversions = rgmem_read_counter("conversions") - conversions;
+	d_user_faults = rgmem_read_counter("user_faults") - user_faults;
 	pr_info("%u vCPUs, %u memslots: %lu conversions (%lu changing pages, %lu EAGAIN), %lu fallocates, %lu punches, %lu host SIGBUS\n",
 		nr_vcpus, nr_memslots, stats.ioctls, stats.changes,
 		stats.eagains, stats.fallocates, stats.punches, stats.sigbuses);
@@ -709,9 +695,9 @@ static void test_mem_conversions(uint32_t nr_vcpus, uint32_t nr_memslots)
 			host_expect_private(gpa + PER_CPU_DATA_SIZE, true);
 	}
 
-	TEST_ASSERT(counter("files_created") == files_created + 1,
+	TEST_ASSERT(rgmem_read_counter("files_created") == files_created + 1,
 		    "rgmem created %lld files, wanted 1",
-		    counter("files_created") - files_created);
+		    rgmem_read_counter("files_created") - files_created);
 	TEST_ASSERT(stats.changes >= 3 * nr_vcpus,
 		    "Only %lu conversions changed pages", stats.changes);
 	/*

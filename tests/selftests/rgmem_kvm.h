@@ -5,8 +5,10 @@
 #ifndef RGMEM_KVM_H
 #define RGMEM_KVM_H
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "kvm_util.h"
@@ -33,6 +35,34 @@ static inline void rgmem_require_gmem_attributes(void)
 	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) &
 		    BIT(KVM_X86_SW_PROTECTED_VM),
 		    "KVM does not offer KVM_X86_SW_PROTECTED_VM");
+}
+
+/* rgmem's counter @name; the test fails if it cannot be read. */
+static inline long long rgmem_read_counter(const char *name)
+{
+	long long v = rgmem_counter(name);
+
+	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
+	return v;
+}
+
+/*
+ * A guest_memfd of @size bytes with @flags (GUEST_MEMFD_FLAG_MMAP among
+ * them) for @vm, which rgmem's files_created counter proves rgmem created,
+ * mapped MAP_SHARED at *@mem.
+ */
+static inline int rgmem_create_mapped_gmem(struct kvm_vm *vm, uint64_t size,
+					   uint64_t flags, uint8_t **mem)
+{
+	long long created = rgmem_read_counter("files_created");
+	int fd = vm_create_guest_memfd(vm, size, flags);
+
+	TEST_ASSERT(rgmem_read_counter("files_created") == created + 1,
+		    "The guest_memfd is not rgmem's");
+	*mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	TEST_ASSERT(*mem != MAP_FAILED, "mmap of the guest_memfd: %s",
+		    strerror(errno));
+	return fd;
 }
 
 /* Asserts that guest_memfd @fd is named @name: who served it. */

@@ -53,7 +53,7 @@
 #define FIRST_PRIVATE		(DATA_PAGES / 2)
 #define MARKER			0x5ec7e7f7ee0ddull
 
-enum { STAGE_SHARED = 1, STAGE_PRIVATE };
+enum { STAGE_SHARED = 1, STAGE_PRIVATE, STAGE_DONE };
 
 /* Set by the guest, read by the host through the file. */
 static uint64_t guest_marker;
@@ -152,12 +152,26 @@ static void set_private(uint64_t first, uint64_t n, bool private)
 		    private ? "private" : "shared", strerror(errno));
 }
 
-static long long counter(const char *name)
+/* Runs the guest to its next stage, which must be @stage. */
+static void run_stage(struct kvm_vcpu *vcpu, unsigned int stage)
 {
-	long long v = rgmem_counter(name);
+	struct ucall uc;
 
-	TEST_ASSERT(v >= 0, "Cannot read %s/%s", RGMEM_DEBUGFS, name);
-	return v;
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	switch (get_ucall(vcpu, &uc)) {
+	case UCALL_ABORT:
+		REPORT_GUEST_ASSERT(uc);
+	case UCALL_SYNC:
+		TEST_ASSERT(uc.args[1] == stage, "Stage %lu, wanted %u",
+			    uc.args[1], stage);
+		break;
+	case UCALL_DONE:
+		TEST_ASSERT(stage == STAGE_DONE, "Done, wanted stage %u", stage);
+		break;
+	default:
+		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
+	}
 }
 
 /*
@@ -208,11 +222,10 @@ int main(int argc, char *argv[])
 		.mode = VM_MODE_DEFAULT,
 		.type = KVM_X86_SW_PROTECTED_VM,
 	};
-	long long files_created, files_live, binds, get_pfn, user_faults;
+	long long files_live, binds, get_pfn, user_faults;
 	long long conversions, d_get_pfn, d_user_faults;
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
-	struct ucall uc;
 	uint64_t gmem_size, gpa, i, *marker;
 
 	rgmem_require_gmem_attributes();
@@ -225,45 +238,28 @@ int main(int argc, char *argv[])
 	slot0_size = memslot2region(vm, 0)->region.memory_size;
 	gmem_size = slot0_size + DATA_SIZE;
 
-	files_created = counter("files_created");
-	files_live = counter("files_live");
-	binds = counter("binds");
-	gmem_fd = vm_create_guest_memfd(vm, gmem_size, GUEST_MEMFD_FLAG_MMAP |
-					GUEST_MEMFD_FLAG_INIT_SHARED);
-	TEST_ASSERT(counter("files_created") == files_created + 1,
-		    "The guest_memfd is not rgmem's");
-	gmem_mem = mmap(NULL, gmem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
-			gmem_fd, 0);
-	TEST_ASSERT(gmem_mem != MAP_FAILED, "mmap of the guest_memfd: %s",
-		    strerror(errno));
+	files_live = rgmem_read_counter("files_live");
+	binds = rgmem_read_counter("binds");
+	gmem_fd = rgmem_create_mapped_gmem(vm, gmem_size, GUEST_MEMFD_FLAG_MMAP |
+					   GUEST_MEMFD_FLAG_INIT_SHARED,
+					   &gmem_mem);
 
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   DATA_SIZE, data_hva(0), gmem_fd, slot0_size);
 	virt_map(vm, DATA_GPA, DATA_GPA, DATA_PAGES);
 	move_slot0(vm);
-	TEST_ASSERT(counter("binds") == binds + 2,
+	TEST_ASSERT(rgmem_read_counter("binds") == binds + 2,
 		    "rgmem bound %lld memslots, wanted 2",
-		    counter("binds") - binds);
+		    rgmem_read_counter("binds") - binds);
 
 	TEST_ASSERT(signal(SIGBUS, on_sigbus) != SIG_ERR, "signal: %s",
 		    strerror(errno));
-	get_pfn = counter("get_pfn");
-	user_faults = counter("user_faults");
-	conversions = counter("conversions");
+	get_pfn = rgmem_read_counter("get_pfn");
+	user_faults = rgmem_read_counter("user_faults");
+	conversions = rgmem_read_counter("conversions");
 
 	/* The guest's first stage, all shared: KVM faults by GUP. */
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	case UCALL_SYNC:
-		TEST_ASSERT(uc.args[1] == STAGE_SHARED, "Stage %lu, wanted %u",
-			    uc.args[1], STAGE_SHARED);
-		break;
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	run_stage(vcpu, STAGE_SHARED);
 	gpa = addr_gva2gpa(vm, (uintptr_t)&guest_marker);
 	TEST_ASSERT(gpa < slot0_size, "The guest's globals at gpa 0x%lx", gpa);
 	marker = (uint64_t *)(gmem_mem + gpa);
@@ -271,27 +267,16 @@ int main(int argc, char *argv[])
 		    "The guest's global reads 0x%lx through the file", *marker);
 	for (i = 0; i < DATA_PAGES; i++)
 		host_expect(i, shared_pattern(i));
-	d_user_faults = counter("user_faults") - user_faults;
+	d_user_faults = rgmem_read_counter("user_faults") - user_faults;
 	TEST_ASSERT(d_user_faults >= DATA_PAGES,
 		    "rgmem served %lld faults of its mapping, wanted at least %u",
 		    d_user_faults, DATA_PAGES);
-	TEST_ASSERT(counter("get_pfn") == get_pfn,
+	TEST_ASSERT(rgmem_read_counter("get_pfn") == get_pfn,
 		    "rgmem served private faults of an all-shared guest");
 
 	/* The second stage writes private memory: KVM asks rgmem's get_pfn. */
 	set_private(FIRST_PRIVATE, DATA_PAGES - FIRST_PRIVATE, true);
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
-	case UCALL_ABORT:
-		REPORT_GUEST_ASSERT(uc);
-	case UCALL_SYNC:
-		TEST_ASSERT(uc.args[1] == STAGE_PRIVATE, "Stage %lu, wanted %u",
-			    uc.args[1], STAGE_PRIVATE);
-		break;
-	default:
-		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
-	}
+	run_stage(vcpu, STAGE_PRIVATE);
 	for (i = 0; i < DATA_PAGES; i++) {
 		bool sigbus = host_read_sigbuses(data_hva(i));
 
@@ -300,7 +285,7 @@ int main(int argc, char *argv[])
 			    "private" : "shared", i, sigbus ? "raised SIGBUS" :
 			    "succeeded");
 	}
-	d_get_pfn = counter("get_pfn") - get_pfn;
+	d_get_pfn = rgmem_read_counter("get_pfn") - get_pfn;
 	TEST_ASSERT(d_get_pfn >= DATA_PAGES - FIRST_PRIVATE,
 		    "rgmem served %lld private faults, wanted at least %u",
 		    d_get_pfn, DATA_PAGES - FIRST_PRIVATE);
@@ -310,22 +295,19 @@ int main(int argc, char *argv[])
 	for (i = 0; i < DATA_PAGES; i++)
 		host_expect(i, i < FIRST_PRIVATE ? shared_pattern(i) :
 			    private_pattern(i));
-	TEST_ASSERT(counter("conversions") == conversions + 2,
+	TEST_ASSERT(rgmem_read_counter("conversions") == conversions + 2,
 		    "rgmem counted %lld conversions, wanted 2",
-		    counter("conversions") - conversions);
+		    rgmem_read_counter("conversions") - conversions);
 
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	TEST_ASSERT(get_ucall(vcpu, &uc) == UCALL_DONE, "Unexpected ucall %lu",
-		    uc.cmd);
+	run_stage(vcpu, STAGE_DONE);
 	pr_info("memslot 0: %lu pages; rgmem: user_faults +%lld, get_pfn +%lld\n",
 		(uint64_t)(slot0_size / PAGE_SIZE), d_user_faults, d_get_pfn);
 
 	kvm_vm_free(vm);
 	munmap(gmem_mem, gmem_size);
 	close(gmem_fd);
-	TEST_ASSERT(counter("files_live") == files_live,
+	TEST_ASSERT(rgmem_read_counter("files_live") == files_live,
 		    "rgmem has %lld live files, wanted %lld",
-		    counter("files_live"), files_live);
+		    rgmem_read_counter("files_live"), files_live);
 	return 0;
 }
