@@ -31,11 +31,13 @@ unsafe impl Sync for Folio {}
 
 // SAFETY: `folio_get`/`folio_put` keep the folio alive while a reference exists.
 unsafe impl AlwaysRefCounted for Folio {
+    #[inline]
     fn inc_ref(&self) {
         // SAFETY: The refcount is non-zero by the type invariant.
         unsafe { bindings::folio_get(self.as_ptr()) }
     }
 
+    #[inline]
     unsafe fn dec_ref(obj: NonNull<Self>) {
         // SAFETY: The caller owns a reference.
         unsafe { bindings::folio_put(obj.cast().as_ptr()) }
@@ -83,6 +85,7 @@ impl Folio {
     ///
     /// The flag tests below read it as C's static inlines do, which saves a call each on the
     /// fault path.
+    #[inline]
     fn flags(&self) -> &AtomicUsize {
         // SAFETY: The folio is valid by the type invariant, `flags` is an aligned
         // `unsigned long`, and C only changes it atomically.
@@ -93,6 +96,7 @@ impl Folio {
         }
     }
 
+    #[inline]
     fn test_flag(&self, flag: bindings::pageflags) -> bool {
         self.flags().load(Ordering::Relaxed) & (1 << flag) != 0
     }

@@ -73,6 +73,7 @@ impl File {
     }
 
     /// Returns whether the file was created with `ops`.
+    #[inline]
     pub(crate) fn has_ops(&self, ops: *const bindings::file_operations) -> bool {
         // SAFETY: `f_op` is set at open and never changes afterwards.
         core::ptr::eq(unsafe { (*self.as_ptr()).f_op }, ops)

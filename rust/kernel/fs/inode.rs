@@ -28,17 +28,20 @@ impl Inode {
     /// # Safety
     ///
     /// `ptr` must point to an inode that stays alive for `'a`.
+    #[inline]
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::inode) -> &'a Self {
         // SAFETY: `Inode` is a transparent wrapper, and the caller keeps the inode alive.
         unsafe { &*ptr.cast() }
     }
 
     /// Returns the raw pointer.
+    #[inline]
     pub fn as_ptr(&self) -> *mut bindings::inode {
         self.0.get()
     }
 
     /// Returns the inode number.
+    #[inline]
     pub fn ino(&self) -> u64 {
         // SAFETY: The inode is valid, and its number fixed once it is created.
         unsafe { (*self.as_ptr()).i_ino as u64 }
@@ -51,6 +54,7 @@ impl Inode {
     }
 
     /// Returns the inode's page cache.
+    #[inline]
     pub fn mapping(&self) -> &Mapping {
         // SAFETY: `i_mapping` is set at allocation and lives as long as the inode.
         unsafe { Mapping::from_raw((*self.as_ptr()).i_mapping) }
