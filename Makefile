@@ -6,6 +6,7 @@
 #   make check    deps, host tests, lint, debug kernel, every VM test
 #   make vm       an interactive shell in the test VM
 #   make bench    rgmem against KVM's C guest_memfd, release kernel, one boot
+#   make profile  what the guest executes on each side, for the first-touch row
 #   make check-long  the host tests with ten times the random cases (RGMEM_LONG=1)
 #
 # Kbuild (not this file) describes the module to the kernel's build.
@@ -15,7 +16,8 @@
 FLAVOUR ?= release
 export KDIR KBUILD
 
-.PHONY: all deps kernel module selftests host-test check-long lint check run bench vm clean distclean
+.PHONY: all deps kernel module selftests host-test check-long lint check run bench profile vm \
+	clean distclean
 
 all: module
 
@@ -51,6 +53,9 @@ run: deps
 
 bench: deps
 	@scripts/bench
+
+profile: deps
+	@scripts/profile
 
 vm: deps
 	@scripts/kernel $(FLAVOUR)
