@@ -5,11 +5,10 @@
 //! Every folio of a file comes from the file's [`Allocator`]; nothing else allocates, and no
 //! other code asks which allocator it is.
 
-use crate::{alloc_math, counters};
+use crate::alloc_math;
 use kernel::{
     folio::{Folio, LockedFolio},
     fs::Mapping,
-    kvm::gmem,
     prelude::*,
     types::ARef,
 };
@@ -57,10 +56,4 @@ pub(crate) fn get_or_alloc(
             Err(e) => return Err(e),
         }
     }
-}
-
-/// A folio left the page cache: the architecture may reclaim it from private use.
-pub(crate) fn free_folio(folio: &Folio) {
-    gmem::arch_invalidate(folio);
-    counters::FOLIOS_FREED.inc();
 }

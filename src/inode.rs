@@ -2,7 +2,7 @@
 
 //! The inode of a guest_memfd file and the callbacks of its page cache.
 
-use crate::{allocator, file::Gmem, file::GmemFile, memory_failure, range::PAGE_SHIFT};
+use crate::{file::Gmem, file::GmemFile, memory_failure, range::PAGE_SHIFT};
 use kernel::{
     folio::Folio,
     fs::{
@@ -10,6 +10,7 @@ use kernel::{
         inode::{self, Kstat},
         Inode,
     },
+    kvm::gmem,
     prelude::*,
 };
 
@@ -25,8 +26,12 @@ impl inode::Operations for GmemFile {
 
 #[vtable]
 impl filemap::Operations for GmemFile {
+    // The page cache calls `free_folio` for every folio it frees; as in KVM, install it only where
+    // the architecture has memory to take back.
+    const HAS_FREE_FOLIO: bool = gmem::HAS_ARCH_INVALIDATE;
+
     fn free_folio(folio: &Folio) {
-        allocator::free_folio(folio);
+        gmem::arch_invalidate(folio);
     }
 
     fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {

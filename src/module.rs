@@ -3,6 +3,7 @@
 //! The module's lifetime: what exists from load to unload.
 
 use crate::{counters, kvm, shareability};
+use core::fmt::Write;
 use kernel::{
     c_str,
     debugfs::{self, SeqWriter, ShowFile},
@@ -16,18 +17,34 @@ pub(crate) const VERSION: &str = "0.1.0";
 
 /// The loaded module.
 ///
-/// Fields drop in order: the debugfs dump first (it holds the registration), then KVM stops
-/// calling rgmem, then the counters go away. Open files pin the module, so unloading only
+/// Fields drop in order: the debugfs files that read the files first (they hold the
+/// registration), then KVM stops calling rgmem, then the counters go away. Open files pin the module, so unloading only
 /// happens once no file, and so no binding, is left.
 pub(crate) struct Rgmem {
     _shareability: ShowFile<Registration<kvm::Rgmem>>,
+    _folios_cached: ShowFile<Registration<kvm::Rgmem>>,
+    _folios_freed: ShowFile<Registration<kvm::Rgmem>>,
     _provider: Arc<Registration<kvm::Rgmem>>,
     _debugfs: debugfs::Dir,
 }
 
 /// `shareability` in debugfs: the runs of every live file.
 fn show_shareability(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
-    shareability::dump(|f| provider.for_each_file(f), w)
+    shareability::dump(|f| provider.for_each_file(|gmem, _| f(gmem)), w)
+}
+
+fn folios_cached(provider: &Registration<kvm::Rgmem>) -> u64 {
+    counters::folios_cached(|f| provider.for_each_file(|_, mapping| f(mapping)))
+}
+
+/// `folios_cached` in debugfs: the folios of every live file.
+fn show_folios_cached(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
+    writeln!(w, "{}", folios_cached(provider))
+}
+
+/// `folios_freed` in debugfs: the folios that left a page cache.
+fn show_folios_freed(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
+    writeln!(w, "{}", counters::folios_freed(folios_cached(provider)))
 }
 
 impl kernel::Module for Rgmem {
@@ -41,9 +58,23 @@ impl kernel::Module for Rgmem {
             provider.clone(),
             show_shareability,
         )?;
+        let folios_cached = ShowFile::new(
+            &debugfs,
+            c_str!("folios_cached"),
+            provider.clone(),
+            show_folios_cached,
+        )?;
+        let folios_freed = ShowFile::new(
+            &debugfs,
+            c_str!("folios_freed"),
+            provider.clone(),
+            show_folios_freed,
+        )?;
         pr_info!("version {} loaded\n", VERSION);
         Ok(Self {
             _shareability: shareability,
+            _folios_cached: folios_cached,
+            _folios_freed: folios_freed,
             _provider: provider,
             _debugfs: debugfs,
         })

@@ -119,7 +119,7 @@ static long long counter(struct __test_metadata *_metadata, const char *name)
 /* Folios in some rgmem page cache now. */
 static long long folios(struct __test_metadata *_metadata)
 {
-	return CTR("folios_allocated") - CTR("folios_freed");
+	return CTR("folios_cached");
 }
 
 static long long blocks(struct __test_metadata *_metadata, int fd)
@@ -328,7 +328,7 @@ TEST_F(rgmem, fallocate_modes_and_ranges)
 		PUNCH | FALLOC_FL_ZERO_RANGE,
 	};
 	struct kvm_vm *vm = sw_vm();
-	long long held, punches;
+	long long held, punches, freed;
 	unsigned int i;
 	int fd;
 
@@ -363,9 +363,13 @@ TEST_F(rgmem, fallocate_modes_and_ranges)
 	ASSERT_EQ(0, falloc(fd, PUNCH, FILE_SIZE, 1ULL << 40));
 	ASSERT_EQ(PAGE_SIZE / 512, blocks(_metadata, fd));
 	/* Straddling the end: the part inside the file is punched. */
+	freed = CTR("folios_freed");
 	ASSERT_EQ(0, falloc(fd, PUNCH, 0, 2 * FILE_SIZE));
 	ASSERT_EQ(0, blocks(_metadata, fd));
 	ASSERT_LT(punches, CTR("punch_holes"));
+	/* The one folio left the cache, and was counted as it. */
+	ASSERT_EQ(held - 1, folios(_metadata));
+	ASSERT_EQ(freed + 1, CTR("folios_freed"));
 
 	close(fd);
 	kvm_vm_free(vm);

@@ -7,7 +7,7 @@
 use crate::{
     bindings, container_of,
     error::{from_err_ptr, Error, Result},
-    fs::{file, filemap, inode, File},
+    fs::{file, filemap, filemap::Mapping, inode, File},
     mm::VmaNew,
     new_mutex,
     prelude::*,
@@ -41,11 +41,26 @@ pub struct FileType<T: file::Operations + inode::Operations + filemap::Operation
     iops: Opaque<bindings::inode_operations>,
     #[pin]
     aops: Opaque<bindings::address_space_operations>,
-    /// The data of every file not yet released.
+    /// Every file not yet released.
     #[pin]
-    live: Mutex<KVec<Arc<T::Data>>>,
+    live: Mutex<KVec<Live<T::Data>>>,
     _t: PhantomData<T>,
 }
+
+/// A file of a [`FileType`] not yet released: its data and its page cache.
+///
+/// # Invariants
+///
+/// `mapping` is the page cache of the file whose private data is `data`, and stays valid while the
+/// entry is in [`FileType::live`]: `release` removes it before it empties the page cache.
+struct Live<D> {
+    data: Arc<D>,
+    mapping: NonNull<bindings::address_space>,
+}
+
+// SAFETY: The mapping is only read through `&Mapping`, which is `Sync`, and `Arc<D>` is `Send` for
+// the `Send + Sync` data that file types require.
+unsafe impl<D: Send + Sync> Send for Live<D> {}
 
 // SAFETY: The vtables are never written after initialisation.
 unsafe impl<T: file::Operations + inode::Operations + filemap::Operations> Sync for FileType<T> {}
@@ -114,7 +129,16 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         // SAFETY: `anon_inode_create_getfile` returned the only reference, which we now own.
         let file: ARef<File> = unsafe { ARef::from_raw(NonNull::new_unchecked(raw.cast())) };
         let data = Arc::pin_init(init(&file), GFP_KERNEL)?;
-        self.live.lock().push(data.clone(), GFP_KERNEL)?;
+        // SAFETY: The file's inode always has a mapping.
+        let mapping = unsafe { NonNull::new_unchecked((*(*raw).f_inode).i_mapping) };
+        // INVARIANT: `release` forgets the entry before it empties the page cache.
+        self.live.lock().push(
+            Live {
+                data: data.clone(),
+                mapping,
+            },
+            GFP_KERNEL,
+        )?;
         let ptr = data.into_foreign();
         // INVARIANT: The private data of the file is now an `Arc<T::Data>`.
         // SAFETY: The file is still ours alone.
@@ -125,18 +149,20 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         Ok(file)
     }
 
-    /// Calls `f` on the data of every file of this type not yet released, with new files and
-    /// releases held off.
-    pub fn for_each_data(&self, mut f: impl FnMut(&T::Data)) {
-        for data in self.live.lock().iter() {
-            f(data);
+    /// Calls `f` on the data and the page cache of every file of this type not yet released,
+    /// with new files and releases held off.
+    pub fn for_each_data(&self, mut f: impl FnMut(&T::Data, &Mapping)) {
+        for live in self.live.lock().iter() {
+            // SAFETY: The mapping is valid while its entry is listed (type invariant of `Live`).
+            let mapping = unsafe { Mapping::from_raw(live.mapping.as_ptr()) };
+            f(&live.data, mapping);
         }
     }
 
     /// Forgets the data of a file being released.
     fn forget(&self, data: &T::Data) {
         let mut live = self.live.lock();
-        if let Some(i) = live.iter().position(|d| core::ptr::eq(&**d, data)) {
+        if let Some(i) = live.iter().position(|l| core::ptr::eq(&*l.data, data)) {
             let last = live.len() - 1;
             live.swap(i, last);
             // SAFETY: The last entry is moved out once, and forgotten by the shorter length.

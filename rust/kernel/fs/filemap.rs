@@ -285,6 +285,9 @@ pub enum MfResult {
 #[macros::vtable]
 pub trait Operations: file::Operations {
     /// The folio has left the page cache and is about to be freed.
+    ///
+    /// Called for every folio the page cache frees, so it is installed only when implemented; an
+    /// implementation may also set `HAS_FREE_FOLIO` itself, to install it only where it has work.
     fn free_folio(_folio: &Folio) {}
 
     /// Memory failure poisoned `folio`, which is locked and still in the cache.
@@ -347,7 +350,12 @@ impl<T: Operations> OperationsVTable<T> {
     pub(crate) const VTABLE: bindings::address_space_operations =
         bindings::address_space_operations {
             dirty_folio: Some(bindings::noop_dirty_folio),
-            free_folio: Some(Self::free_folio),
+            // The page cache calls it for every folio it frees: absent unless asked for.
+            free_folio: if T::HAS_FREE_FOLIO {
+                Some(Self::free_folio)
+            } else {
+                None
+            },
             error_remove_folio: Some(Self::error_remove_folio),
             migrate_folio: Some(Self::migrate_folio),
             // SAFETY: All-zeroes is a valid `address_space_operations`: every hook is absent.

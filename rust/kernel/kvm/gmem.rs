@@ -541,8 +541,8 @@ impl<P: Provider> Registration<P> {
 }
 
 impl<P: Provider> Registration<P> {
-    /// Calls `f` on the data of every file of the provider not yet released.
-    pub fn for_each_file(&self, f: impl FnMut(&Data<P>)) {
+    /// Calls `f` on the data and the page cache of every file of the provider not yet released.
+    pub fn for_each_file(&self, f: impl FnMut(&Data<P>, &filemap::Mapping)) {
         self.files.for_each_data(f);
     }
 }
