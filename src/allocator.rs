@@ -31,10 +31,11 @@ impl Allocator for PageAllocator {
 }
 
 /// Returns the locked folio caching file page `index`, allocating it if there is none, and
-/// whether it is new. The caller counts new folios in [`counters::FOLIOS_ALLOCATED`].
+/// whether it is new. The caller counts new folios in [`crate::counters::FOLIOS_ALLOCATED`].
 ///
 /// With `likely_absent`, as when the page before was just allocated, the folio is inserted
 /// without looking first; a folio already there is found on `EEXIST`.
+#[inline]
 pub(crate) fn get_or_alloc(
     allocator: &dyn Allocator,
     mapping: &Mapping,

@@ -54,6 +54,7 @@ impl Gmem {
     /// The locked folio caching file page `index`, allocated if need be, when the page is in
     /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. `steady` keeps
     /// conversions out.
+    #[inline]
     pub(crate) fn folio_locked(
         &self,
         steady: &Steady<'_>,

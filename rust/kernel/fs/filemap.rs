@@ -7,7 +7,7 @@
 
 use crate::{
     bindings,
-    error::{code::*, to_result, Error, Result},
+    error::{code::*, Error, Result},
     folio::{Folio, LockedFolio},
     fs::file,
     types::{ARef, Opaque},
@@ -78,10 +78,11 @@ impl Mapping {
         // `IS_ERR()` inline: this runs on every fault.
         let value = ptr as isize;
         if (-(bindings::MAX_ERRNO as isize)..0).contains(&value) {
-            return match Error::from_errno(value as i32) {
-                e if e == ENOENT => Ok(None),
-                e => Err(e),
-            };
+            // Not found is the common case of a first fault: no call to make an `Error` of it.
+            if value == -(bindings::ENOENT as isize) {
+                return Ok(None);
+            }
+            return Err(Error::from_errno(value as i32));
         }
         // SAFETY: On success the folio is returned locked and referenced.
         Ok(Some(unsafe { locked(ptr) }))
@@ -110,12 +111,14 @@ impl Mapping {
     /// Fails with `EEXIST` if another folio already caches part of the range.
     #[inline]
     pub fn add_folio(&self, folio: ARef<Folio>, index: usize) -> Result<LockedFolio> {
-        let gfp = self.gfp_mask();
+        let (gfp, new) = (self.gfp_mask(), folio.as_ptr());
         // SAFETY: `folio` is a fresh, unlocked folio that no mapping holds yet; on success it is
         // returned locked and the page cache takes its own references.
-        to_result(unsafe {
-            bindings::filemap_add_folio(self.as_ptr(), folio.as_ptr(), index as _, gfp)
-        })?;
+        let r = unsafe { bindings::filemap_add_folio(self.as_ptr(), new, index as _, gfp) };
+        // Tested here, as `to_result()` is a call on every fault.
+        if r != 0 {
+            return Err(Error::from_errno(r));
+        }
         // SAFETY: `filemap_add_folio` locked the folio on success.
         Ok(unsafe { LockedFolio::from_locked(folio) })
     }
