@@ -48,7 +48,7 @@ pub(crate) static BINDINGS: Counter = Counter::new();
 pub(crate) static BINDS: Counter = Counter::new();
 /// Private faults served.
 pub(crate) static GET_PFN: Counter = Counter::new();
-/// Folios zeroed and handed to the arch prepare hook.
+/// Folios zeroed for the guest's first use (the arch prepare hook runs on every private fault).
 pub(crate) static PREPARES: Counter = Counter::new();
 /// Invalidations of guest mappings.
 pub(crate) static INVALIDATIONS: Counter = Counter::new();

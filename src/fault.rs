@@ -14,7 +14,9 @@ use kernel::{
     sched,
 };
 
-/// Returns the referenced frame backing `gfn` of `slot`, zeroed and prepared on first use.
+/// Returns the referenced frame backing `gfn` of `slot`, zeroed on first use and prepared for
+/// the guest.
+#[inline]
 pub(crate) fn get_pfn(
     gmem: &Gmem,
     kvm: &Kvm,
@@ -35,10 +37,14 @@ pub(crate) fn get_pfn(
     if !folio.test_uptodate() {
         // The guest must never see what the memory held before.
         folio.zero();
-        gmem::arch_prepare(kvm, gfn - (index - start), first_pfn, order)?;
         folio.mark_uptodate();
         counters::PREPARES.inc();
     }
+    // On every fault, not once per folio: a folio zeroed by the host's first touch, or handed
+    // back to the host by a conversion to shared, must be prepared again once private, and the
+    // architecture knows whether it already is (SEV-SNP reads its RMP). Upstream does the same
+    // since it stopped tracking preparation.
+    gmem::arch_prepare(kvm, gfn - (index - start), first_pfn, order)?;
     let pfn = first_pfn + (index - start);
     let max_order = alloc_math::max_mapping_order(order, index, gfn);
     Ok(Pfn {
