@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * make bench: time the same guest_memfd workloads on whichever
- * implementation serves KVM_CREATE_GUEST_MEMFD, so that scripts/bench can
- * set rgmem against the in-kernel C guest_memfd, booted once.
+ * make bench: time the same guest_memfd workloads on rgmem and on the
+ * in-kernel C guest_memfd, in one process, run by run.
  *
- * usage: gmem_bench [-r RUNS] [-t] LABEL
+ * usage: gmem_bench [-r RUNS] [-t|-f] paired|rgmem|C|LABEL
  *
- * -t runs the first_touch_256m row alone, for profiling it.
+ * -t runs the first_touch_256m row alone, and -f the other two, for
+ * profiling them.
  *
  * Rows, each the median of RUNS (at least 5, default 7) runs:
  *   fallocate_1g      fallocate(KEEP_SIZE) of a fresh 1 GiB guest_memfd
@@ -15,14 +15,27 @@
  *                     of private memory in a fresh guest_memfd, from the
  *                     first KVM_RUN to GUEST_DONE
  * Every unit is higher-is-better, so a ratio >= 1 means "at least as fast".
- * Output, one line per row (lines starting with '#' are comments):
- *   bench<TAB>LABEL<TAB>ROW<TAB>MEDIAN<TAB>UNIT<TAB>runs=V1,V2,...
  *
- * LABEL "rgmem" must be served by rgmem and "C" by KVM's own guest_memfd
- * with rgmem unloaded; either is proved or the program fails, so that a
- * silent fallback cannot pass for a result. Other labels are not checked.
+ * "paired" measures both sides in turn. A guest_memfd stays with whoever
+ * created it, so it unloads rgmem, creates every file (and first-touch
+ * VM) C will use, loads the module at $RGMEM_KO and creates rgmem's. Then
+ * each run times C and rgmem back to back, in the order C, rgmem, rgmem,
+ * C, ..., so that a machine whose speed drifts charges both alike.
+ *
+ * "rgmem" and "C" measure one side, which must be the one serving
+ * KVM_CREATE_GUEST_MEMFD; other labels measure whoever does, unchecked.
+ *
+ * Output, one line per row and side (lines starting with '#' are
+ * comments):
+ *   bench<TAB>LABEL<TAB>ROW<TAB>MEDIAN<TAB>UNIT<TAB>runs=V1,V2,...
+ * where LABEL is "rgmem" or "C" for those sides; "paired" adds the
+ * ratios of the runs timed back to back (see print_pairs()). Each file is proved to
+ * be the side's by its inode's name, and rgmem's files by its counters, so
+ * that a silent fallback cannot pass for a result.
  */
+#include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +56,7 @@
 
 #define FALLOC_SIZE	((uint64_t)SZ_1G)
 #define TOUCH_SIZE	((uint64_t)SZ_256M)
+#define TOUCH_PAGES	(TOUCH_SIZE / PAGE_SIZE)
 /* Above slot 0 and its page tables, as private_mem_conversions_test. */
 #define TOUCH_GPA	((uint64_t)1 << 32)
 #define TOUCH_SLOT	10
@@ -57,11 +71,35 @@ static const char * const row_name[NR_ROWS] = {
 static const char * const row_unit[NR_ROWS] = {
 	"GiB/s", "GiB/s", "pages/s",
 };
-static double results[NR_ROWS][MAX_RUNS];
 
-/* The anon inode name each implementation gives its files, if checked. */
-static const char *expect_name;
-static const char *label;
+/* KVM's statistics of the first-touch VMs, summed over the timed runs. */
+static const char * const kvm_stat_name[] = {
+	"exits", "pf_taken", "pf_fixed", "pf_spurious", "pf_emulate",
+};
+#define NR_KVM_STATS ARRAY_SIZE(kvm_stat_name)
+
+/* A first-touch VM, ready to run: its vCPU, and its guest_memfd bound. */
+struct touch_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	int fd;
+};
+
+/*
+ * One side's workloads, made before any is timed: entry RUNS of each
+ * array is the untimed warm-up.
+ */
+struct side {
+	const char *label;
+	/* The anon inode name of its files, or NULL if not checked. */
+	const char *name;
+	/* Makes the fallocate files. */
+	struct kvm_vm *falloc_vm;
+	int falloc_fd[MAX_RUNS + 1];
+	struct touch_vm touch[MAX_RUNS + 1];
+	double results[NR_ROWS][MAX_RUNS];
+	uint64_t kvm_stats[NR_KVM_STATS];
+};
 
 static double now(void)
 {
@@ -71,59 +109,11 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Proves, file by file, which implementation made @fd. */
-static void check_server(int fd)
+/* Proves that @side made @fd. */
+static void check_server(const struct side *side, int fd)
 {
-	if (expect_name)
-		rgmem_check_name(fd, expect_name, label);
-}
-
-/* One run of rows a and b on a fresh guest_memfd of @vm. */
-static void bench_fallocate(struct kvm_vm *vm, int run)
-{
-	const double gib = (double)FALLOC_SIZE / SZ_1G;
-	double t0, t1, t2;
-	int fd, r;
-
-	fd = vm_create_guest_memfd(vm, FALLOC_SIZE, 0);
-	check_server(fd);
-
-	t0 = now();
-	r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, FALLOC_SIZE);
-	t1 = now();
-	TEST_ASSERT(!r, "fallocate(KEEP_SIZE) of 1 GiB failed");
-	r = fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
-		      FALLOC_SIZE);
-	t2 = now();
-	TEST_ASSERT(!r, "fallocate(PUNCH_HOLE) of 1 GiB failed");
-	close(fd);
-
-	results[ROW_FALLOCATE][run] = gib / (t1 - t0);
-	results[ROW_PUNCH_HOLE][run] = gib / (t2 - t1);
-}
-
-/* KVM's statistics of the first-touch VMs, summed over the timed runs. */
-static const char * const kvm_stat_name[] = {
-	"exits", "pf_taken", "pf_fixed", "pf_spurious", "pf_emulate",
-};
-#define NR_KVM_STATS ARRAY_SIZE(kvm_stat_name)
-static uint64_t kvm_stats[NR_KVM_STATS];
-
-/* Adds @vm's statistic @i, as debugfs shows it (0 without debugfs). */
-static void add_kvm_stat(struct kvm_vm *vm, int i)
-{
-	char path[128];
-	uint64_t v = 0;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s",
-		 getpid(), vm->fd, kvm_stat_name[i]);
-	f = fopen(path, "r");
-	if (!f)
-		return;
-	if (fscanf(f, "%lu", &v) == 1)
-		kvm_stats[i] += v;
-	fclose(f);
+	if (side->name)
+		rgmem_check_name(fd, side->name, side->label);
 }
 
 static void guest_touch(uint64_t gpa, uint64_t size)
@@ -135,40 +125,107 @@ static void guest_touch(uint64_t gpa, uint64_t size)
 	GUEST_DONE();
 }
 
-/*
- * One run of row c: a new VM each time, so that every page the guest
- * touches is a first touch of a fresh, unallocated guest_memfd. Run -1
- * warms up and is not recorded.
- */
-static void bench_first_touch(int run)
+/* A new VM whose every page at TOUCH_GPA is unallocated private memory. */
+static void touch_vm_create(const struct side *side, struct touch_vm *t)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
 		.type = KVM_X86_SW_PROTECTED_VM,
 	};
-	const uint64_t npages = TOUCH_SIZE / PAGE_SIZE;
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
-	struct ucall uc;
-	double t0, t1;
-	int fd, i;
 
-	/* @npages sizes slot 0 for the guest page tables that map them. */
-	vm = __vm_create_shape_with_one_vcpu(shape, &vcpu, npages,
-					     guest_touch);
-	fd = vm_create_guest_memfd(vm, TOUCH_SIZE, 0);
-	check_server(fd);
-	vm_mem_add(vm, VM_MEM_SRC_ANONYMOUS, TOUCH_GPA, TOUCH_SLOT, npages,
-		   KVM_MEM_GUEST_MEMFD, fd, 0);
-	virt_map(vm, TOUCH_GPA, TOUCH_GPA, npages);
-	vm_mem_set_private(vm, TOUCH_GPA, TOUCH_SIZE);
-	vcpu_args_set(vcpu, 2, TOUCH_GPA, TOUCH_SIZE);
+	/* TOUCH_PAGES sizes slot 0 for the guest page tables that map them. */
+	t->vm = __vm_create_shape_with_one_vcpu(shape, &t->vcpu, TOUCH_PAGES,
+						guest_touch);
+	t->fd = vm_create_guest_memfd(t->vm, TOUCH_SIZE, 0);
+	check_server(side, t->fd);
+	vm_mem_add(t->vm, VM_MEM_SRC_ANONYMOUS, TOUCH_GPA, TOUCH_SLOT,
+		   TOUCH_PAGES, KVM_MEM_GUEST_MEMFD, t->fd, 0);
+	virt_map(t->vm, TOUCH_GPA, TOUCH_GPA, TOUCH_PAGES);
+	vm_mem_set_private(t->vm, TOUCH_GPA, TOUCH_SIZE);
+	vcpu_args_set(t->vcpu, 2, TOUCH_GPA, TOUCH_SIZE);
+}
+
+/*
+ * Makes every file and VM @side's @runs runs (and its warm-up) of rows
+ * [@first_row, @end_row) use.
+ */
+static void side_prepare(struct side *side, int runs, int first_row,
+			 int end_row)
+{
+	bool falloc = first_row <= ROW_FALLOCATE;
+	bool touch = end_row > ROW_FIRST_TOUCH;
+	int i;
+
+	if (falloc)
+		side->falloc_vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	for (i = 0; i <= runs; i++) {
+		if (falloc) {
+			side->falloc_fd[i] = vm_create_guest_memfd(side->falloc_vm,
+								   FALLOC_SIZE, 0);
+			check_server(side, side->falloc_fd[i]);
+		}
+		if (touch)
+			touch_vm_create(side, &side->touch[i]);
+	}
+}
+
+/* Rows a and b, run @run (RUNS: the warm-up, not recorded). */
+static void bench_fallocate(struct side *side, int run, int runs)
+{
+	const double gib = (double)FALLOC_SIZE / SZ_1G;
+	int fd = side->falloc_fd[run];
+	double t0, t1, t2;
+	int r;
 
 	t0 = now();
-	vcpu_run(vcpu);
+	r = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, FALLOC_SIZE);
 	t1 = now();
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	switch (get_ucall(vcpu, &uc)) {
+	TEST_ASSERT(!r, "%s: fallocate(KEEP_SIZE) of 1 GiB failed", side->label);
+	r = fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+		      FALLOC_SIZE);
+	t2 = now();
+	TEST_ASSERT(!r, "%s: fallocate(PUNCH_HOLE) of 1 GiB failed", side->label);
+	close(fd);
+
+	if (run < runs) {
+		side->results[ROW_FALLOCATE][run] = gib / (t1 - t0);
+		side->results[ROW_PUNCH_HOLE][run] = gib / (t2 - t1);
+	}
+}
+
+/* Adds statistic @i of @vm, as debugfs shows it (0 without debugfs). */
+static void add_kvm_stat(struct side *side, struct kvm_vm *vm, int i)
+{
+	char path[128];
+	uint64_t v = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/debug/kvm/%d-%d/%s",
+		 getpid(), vm->fd, kvm_stat_name[i]);
+	f = fopen(path, "r");
+	if (!f)
+		return;
+	if (fscanf(f, "%lu", &v) == 1)
+		side->kvm_stats[i] += v;
+	fclose(f);
+}
+
+/*
+ * Row c, run @run: every page the guest touches is a first touch of an
+ * unallocated guest_memfd. The VM goes away after it.
+ */
+static void bench_first_touch(struct side *side, int run, int runs)
+{
+	struct touch_vm *t = &side->touch[run];
+	struct ucall uc;
+	double t0, t1;
+	int i;
+
+	t0 = now();
+	vcpu_run(t->vcpu);
+	t1 = now();
+	TEST_ASSERT_KVM_EXIT_REASON(t->vcpu, KVM_EXIT_IO);
+	switch (get_ucall(t->vcpu, &uc)) {
 	case UCALL_DONE:
 		break;
 	case UCALL_ABORT:
@@ -177,31 +234,80 @@ static void bench_first_touch(int run)
 	default:
 		TEST_FAIL("unexpected ucall %lu", uc.cmd);
 	}
-	for (i = 0; run >= 0 && i < NR_KVM_STATS; i++)
-		add_kvm_stat(vm, i);
-	kvm_vm_free(vm);
-	close(fd);
+	for (i = 0; run < runs && i < NR_KVM_STATS; i++)
+		add_kvm_stat(side, t->vm, i);
+	kvm_vm_free(t->vm);
+	close(t->fd);
 
-	if (run >= 0)
-		results[ROW_FIRST_TOUCH][run] = npages / (t1 - t0);
+	if (run < runs)
+		side->results[ROW_FIRST_TOUCH][run] = TOUCH_PAGES / (t1 - t0);
 }
 
-static void print_row(int row, int runs)
+static void print_rows(const struct side *side, int first_row,
+		       int end_row, int runs)
 {
-	/* GiB/s can be well under 1 under TCG: enough digits for a ratio. */
-	int prec = strcmp(row_unit[row], "pages/s") ? 4 : 0;
-	int i;
+	int row, i;
 
-	printf("bench\t%s\t%s\t%.*f\t%s\truns=", label, row_name[row], prec,
-	       rgmem_median(results[row], runs), row_unit[row]);
-	for (i = 0; i < runs; i++)
-		printf("%s%.*f", i ? "," : "", prec, results[row][i]);
+	for (row = first_row; row < end_row; row++) {
+		/* GiB/s can be well under 1 under TCG: enough digits. */
+		int prec = strcmp(row_unit[row], "pages/s") ? 4 : 0;
+
+		printf("bench\t%s\t%s\t%.*f\t%s\truns=", side->label,
+		       row_name[row], prec,
+		       rgmem_median(side->results[row], runs), row_unit[row]);
+		for (i = 0; i < runs; i++)
+			printf("%s%.*f", i ? "," : "", prec,
+			       side->results[row][i]);
+		printf("\n");
+	}
+	if (end_row <= ROW_FIRST_TOUCH)
+		return;
+	/* What KVM did per touched page: the same work on either side. */
+	printf("# %s first_touch_256m per page:", side->label);
+	for (i = 0; i < NR_KVM_STATS; i++)
+		printf(" %s %.3f", kvm_stat_name[i],
+		       (double)side->kvm_stats[i] / runs / TOUCH_PAGES);
 	printf("\n");
+}
+
+/*
+ * Each row's rgmem/C over runs timed back to back, which drift of the
+ * machine's speed leaves alone:
+ *   pairs<TAB>ROW<TAB>GEOMEAN<TAB>LOW<TAB>HIGH<TAB>runs=R1,R2,...
+ * The second run of a pair tends to be the faster, so pairs alternate
+ * which side goes first and the estimate is the geometric mean of as
+ * many pairs of each order, which cancels that; LOW and HIGH bound it at
+ * about 95 % (two standard errors of the mean of the logarithms).
+ */
+static void print_pairs(const struct side *rg, const struct side *c,
+			int first_row, int end_row, int runs)
+{
+	int n = runs & ~1, row, i;
+	double ratio[MAX_RUNS];
+
+	for (row = first_row; row < end_row; row++) {
+		double sum = 0, sq = 0, mean, se;
+
+		for (i = 0; i < runs; i++)
+			ratio[i] = rg->results[row][i] / c->results[row][i];
+		for (i = 0; i < n; i++) {
+			sum += log(ratio[i]);
+			sq += log(ratio[i]) * log(ratio[i]);
+		}
+		mean = sum / n;
+		se = sqrt((sq / n - mean * mean) / (n - 1));
+		printf("pairs\t%s\t%.3f\t%.3f\t%.3f\truns=", row_name[row],
+		       exp(mean), exp(mean - 2 * se), exp(mean + 2 * se));
+		for (i = 0; i < runs; i++)
+			printf("%s%.3f", i ? "," : "", ratio[i]);
+		printf("\n");
+	}
 }
 
 static void bad_args(void)
 {
-	fprintf(stderr, "usage: gmem_bench [-r RUNS] [-t] LABEL (RUNS %d..%d)\n",
+	fprintf(stderr,
+		"usage: gmem_bench [-r RUNS] [-t|-f] paired|rgmem|C|LABEL (RUNS %d..%d)\n",
 		MIN_RUNS, MAX_RUNS);
 	exit(KSFT_FAIL);
 }
@@ -222,19 +328,63 @@ static void warm_up(void)
 	munmap(p, size);
 }
 
+/* Fails unless rgmem serves KVM_CREATE_GUEST_MEMFD (@want) or not. */
+static void require_rgmem(bool want, const char *label)
+{
+	if (want)
+		TEST_ASSERT(rgmem_loaded(), "%s: rgmem is not loaded", label);
+	else
+		TEST_ASSERT(!rgmem_is_dir(RGMEM_DEBUGFS) &&
+			    !rgmem_is_dir(RGMEM_SYSFS),
+			    "%s: rgmem is still loaded", label);
+}
+
+/*
+ * Runs @n sides' workloads, run by run; with two sides, in the order
+ * 0 1, 1 0, 0 1, ... The warm-up (index RUNS) goes first.
+ */
+static void run_all(struct side **sides, int n, int first_row, int end_row,
+		    int runs)
+{
+	int i, k, run;
+
+	for (i = -1; first_row <= ROW_FALLOCATE && i < runs; i++) {
+		run = i < 0 ? runs : i;
+		for (k = 0; k < n; k++)
+			bench_fallocate(sides[(i & 1) ? n - 1 - k : k], run, runs);
+	}
+	for (k = 0; first_row <= ROW_FALLOCATE && k < n; k++)
+		kvm_vm_free(sides[k]->falloc_vm);
+	for (i = -1; end_row > ROW_FIRST_TOUCH && i < runs; i++) {
+		run = i < 0 ? runs : i;
+		for (k = 0; k < n; k++)
+			bench_first_touch(sides[(i & 1) ? n - 1 - k : k], run,
+					  runs);
+	}
+}
+
 int main(int argc, char *argv[])
 {
-	long long created_before = -1, created_after = -1;
-	struct kvm_vm *vm;
-	int runs = 7, opt, i, row, first_row = 0, files;
+	static struct side c = { .label = "C", .name = "[kvm-gmem]" };
+	static struct side rg = { .label = "rgmem", .name = "[rgmem]" };
+	static struct side other;
+	long long created_before = 0, created;
+	int runs = 7, opt, first_row = 0, end_row = NR_ROWS, files;
+	struct side *sides[2];
+	const char *label, *ko;
+	bool paired;
+	int n = 0;
 
-	while ((opt = getopt(argc, argv, "r:th")) != -1) {
+	while ((opt = getopt(argc, argv, "r:tfh")) != -1) {
 		switch (opt) {
 		case 'r':
 			runs = atoi(optarg);
 			break;
 		case 't':
 			first_row = ROW_FIRST_TOUCH;
+			break;
+		case 'f':
+			end_row = ROW_FIRST_TOUCH;
 			break;
 		default:
 			bad_args();
@@ -243,6 +393,7 @@ int main(int argc, char *argv[])
 	if (optind != argc - 1 || runs < MIN_RUNS || runs > MAX_RUNS)
 		bad_args();
 	label = argv[optind];
+	paired = !strcmp(label, "paired");
 
 	/*
 	 * Not TEST_REQUIRE: a skip would leave the table silently empty.
@@ -252,60 +403,55 @@ int main(int argc, char *argv[])
 	TEST_ASSERT(kvm_check_cap(KVM_CAP_VM_TYPES) &
 		    BIT(KVM_X86_SW_PROTECTED_VM),
 		    "KVM_X86_SW_PROTECTED_VM is not supported");
-	if (!strcmp(label, "rgmem")) {
-		expect_name = "[rgmem]";
-		TEST_ASSERT(rgmem_loaded(), "label rgmem: rgmem is not loaded");
-		created_before = rgmem_counter("files_created");
-		TEST_ASSERT(created_before >= 0,
-			    "label rgmem: cannot read %s/files_created",
-			    RGMEM_DEBUGFS);
-	} else if (!strcmp(label, "C")) {
-		expect_name = "[kvm-gmem]";
-		TEST_ASSERT(!rgmem_is_dir(RGMEM_DEBUGFS) &&
-			    !rgmem_is_dir(RGMEM_SYSFS),
-			    "label C: rgmem is still loaded");
-	}
-
 	warm_up();
 
-	/*
-	 * Rows a and b need no vCPU: one bare VM makes every file. Each
-	 * workload first runs once untimed (its result is overwritten).
-	 */
-	if (first_row <= ROW_FALLOCATE) {
-		vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
-		for (i = -1; i < runs; i++)
-			bench_fallocate(vm, i < 0 ? 0 : i);
-		kvm_vm_free(vm);
+	if (paired) {
+		ko = getenv("RGMEM_KO");
+		TEST_ASSERT(ko, "paired: RGMEM_KO must name rgmem.ko");
+		if (rgmem_loaded())
+			TEST_ASSERT(!rgmem_unload("rgmem"), "rmmod rgmem: %s",
+				    strerror(errno));
+		require_rgmem(false, c.label);
+		side_prepare(&c, runs, first_row, end_row);
+		TEST_ASSERT(!rgmem_load(ko), "insmod %s: %s", ko,
+			    strerror(errno));
+		sides[n++] = &c;
 	}
-	for (i = -1; i < runs; i++)
-		bench_first_touch(i);
-
-	if (!strcmp(label, "rgmem")) {
-		created_after = rgmem_counter("files_created");
-		/* One file per run of each workload. */
-		files = (first_row ? 1 : 2) * runs;
-		TEST_ASSERT(created_after - created_before >= files,
-			    "label rgmem: files_created went %lld -> %lld, expected +%d",
-			    created_before, created_after, files);
-		printf("# gmem_bench: served by rgmem: files_created %lld -> %lld\n",
-		       created_before, created_after);
+	if (paired || !strcmp(label, "rgmem")) {
+		require_rgmem(true, rg.label);
+		created_before = rgmem_read_counter("files_created");
+		side_prepare(&rg, runs, first_row, end_row);
+		sides[n++] = &rg;
 	} else if (!strcmp(label, "C")) {
-		TEST_ASSERT(!rgmem_is_dir(RGMEM_DEBUGFS) &&
-			    !rgmem_is_dir(RGMEM_SYSFS),
-			    "label C: rgmem was loaded during the run");
-		printf("# gmem_bench: served by KVM's C guest_memfd, rgmem not loaded\n");
-	} else {
+		require_rgmem(false, c.label);
+		side_prepare(&c, runs, first_row, end_row);
+		sides[n++] = &c;
+	} else if (!paired) {
+		other.label = label;
+		side_prepare(&other, runs, first_row, end_row);
+		sides[n++] = &other;
+	}
+
+	TEST_ASSERT(first_row < end_row, "-t and -f exclude each other");
+	run_all(sides, n, first_row, end_row, runs);
+
+	if (sides[n - 1] == &rg) {
+		/* One file per run of each workload, and the warm-ups. */
+		files = ((first_row <= ROW_FALLOCATE) +
+			 (end_row > ROW_FIRST_TOUCH)) * (runs + 1);
+		created = rgmem_read_counter("files_created");
+		TEST_ASSERT(created - created_before == files,
+			    "rgmem: files_created went %lld -> %lld, expected +%d",
+			    created_before, created, files);
+		printf("# gmem_bench: rgmem's counters: files_created %lld -> %lld\n",
+		       created_before, created);
+	}
+	if (!paired && sides[0] == &other)
 		printf("# gmem_bench: label %s: which guest_memfd served it is not checked\n",
 		       label);
-	}
-	for (row = first_row; row < NR_ROWS; row++)
-		print_row(row, runs);
-	/* What KVM did per touched page: the same work on either side. */
-	printf("# %s first_touch_256m per page:", label);
-	for (i = 0; i < NR_KVM_STATS; i++)
-		printf(" %s %.3f", kvm_stat_name[i],
-		       (double)kvm_stats[i] / runs / (TOUCH_SIZE / PAGE_SIZE));
-	printf("\n");
+	for (int k = 0; k < n; k++)
+		print_rows(sides[k], first_row, end_row, runs);
+	if (paired)
+		print_pairs(&rg, &c, first_row, end_row, runs);
 	return 0;
 }

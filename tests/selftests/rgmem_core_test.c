@@ -713,12 +713,9 @@ TEST_F_TIMEOUT(rgmem, close_while_vcpu_runs, 120)
 static void reload_rgmem(void)
 {
 	const char *ko = getenv("RGMEM_KO");
-	int fd = ko ? open(ko, O_RDONLY | O_CLOEXEC) : -1;
 
-	if (fd < 0)
-		return;
-	syscall(SYS_finit_module, fd, "", 0);
-	close(fd);
+	if (ko)
+		rgmem_load(ko);
 }
 
 TEST_F(rgmem, rmmod_refused_while_file_open)
@@ -729,7 +726,7 @@ TEST_F(rgmem, rmmod_refused_while_file_open)
 	fd = gmem(_metadata, vm, FILE_SIZE);
 	assert_created(_metadata, &self->base, 1);
 
-	ret = syscall(SYS_delete_module, "rgmem", O_NONBLOCK);
+	ret = rgmem_unload("rgmem");
 	err = errno;
 	if (!ret)
 		reload_rgmem();

@@ -22,18 +22,6 @@
 
 #define SYSLOG_ACTION_READ_ALL 3
 
-static int load(const char *ko)
-{
-	int fd = open(ko, O_RDONLY | O_CLOEXEC);
-	int ret;
-
-	if (fd < 0)
-		return -1;
-	ret = syscall(SYS_finit_module, fd, "", 0);
-	close(fd);
-	return ret;
-}
-
 /*
  * Offset in the kernel log of the last "rgmem: version <v> <what>" line,
  * or -1.
@@ -76,14 +64,14 @@ TEST(unload_and_reload)
 
 	if (!ko)
 		SKIP(return, "RGMEM_KO is not set");
-	ASSERT_EQ(0, syscall(SYS_delete_module, "rgmem", O_NONBLOCK))
+	ASSERT_EQ(0, rgmem_unload("rgmem"))
 		TH_LOG("rmmod: %s", strerror(errno));
 	ASSERT_FALSE(rgmem_is_dir(RGMEM_SYSFS));
 	ASSERT_FALSE(rgmem_is_dir(RGMEM_DEBUGFS));
 	unloaded = klog_last("unloaded");
 	ASSERT_LE(0, unloaded) TH_LOG("no version line at unload");
 
-	ASSERT_EQ(0, load(ko)) TH_LOG("insmod %s: %s", ko, strerror(errno));
+	ASSERT_EQ(0, rgmem_load(ko)) TH_LOG("insmod %s: %s", ko, strerror(errno));
 	ASSERT_TRUE(rgmem_loaded());
 	loaded = klog_last("loaded");
 	ASSERT_LT(unloaded, loaded) TH_LOG("no version line at the new load");
@@ -95,7 +83,7 @@ TEST(second_load_is_refused)
 
 	if (!ko)
 		SKIP(return, "RGMEM_KO is not set");
-	ASSERT_EQ(-1, load(ko));
+	ASSERT_EQ(-1, rgmem_load(ko));
 	ASSERT_EQ(EEXIST, errno);
 	ASSERT_TRUE(rgmem_loaded());
 }
@@ -139,22 +127,22 @@ TEST(second_provider_is_refused)
 		SKIP(return, "RGMEM_KO or RGMEM_SECOND_KO is not set");
 	ASSERT_EQ(0, create_gmem_errno());
 
-	ASSERT_EQ(-1, load(second)) TH_LOG("rgmem_second loaded beside rgmem");
+	ASSERT_EQ(-1, rgmem_load(second)) TH_LOG("rgmem_second loaded beside rgmem");
 	ASSERT_EQ(EBUSY, errno);
 	ASSERT_TRUE(rgmem_loaded());
 
-	ASSERT_EQ(0, syscall(SYS_delete_module, "rgmem", O_NONBLOCK))
+	ASSERT_EQ(0, rgmem_unload("rgmem"))
 		TH_LOG("rmmod rgmem: %s", strerror(errno));
-	ASSERT_EQ(0, load(second))
+	ASSERT_EQ(0, rgmem_load(second))
 		TH_LOG("insmod %s: %s", second, strerror(errno));
 	ASSERT_EQ(ENODEV, create_gmem_errno());
-	ASSERT_EQ(-1, load(ko)) TH_LOG("rgmem loaded beside rgmem_second");
+	ASSERT_EQ(-1, rgmem_load(ko)) TH_LOG("rgmem loaded beside rgmem_second");
 	ASSERT_EQ(EBUSY, errno);
 	ASSERT_FALSE(rgmem_is_dir(RGMEM_SYSFS));
 
-	ASSERT_EQ(0, syscall(SYS_delete_module, "rgmem_second", O_NONBLOCK))
+	ASSERT_EQ(0, rgmem_unload("rgmem_second"))
 		TH_LOG("rmmod rgmem_second: %s", strerror(errno));
-	ASSERT_EQ(0, load(ko)) TH_LOG("insmod %s: %s", ko, strerror(errno));
+	ASSERT_EQ(0, rgmem_load(ko)) TH_LOG("insmod %s: %s", ko, strerror(errno));
 	ASSERT_TRUE(rgmem_loaded());
 	ASSERT_EQ(0, create_gmem_errno());
 }

@@ -5,10 +5,13 @@
 #ifndef RGMEM_TEST_H
 #define RGMEM_TEST_H
 
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #define RGMEM_DEBUGFS "/sys/kernel/debug/rgmem"
 #define RGMEM_SYSFS "/sys/module/rgmem"
@@ -26,11 +29,30 @@ static inline bool rgmem_loaded(void)
 	return rgmem_is_dir(RGMEM_SYSFS) && rgmem_is_dir(RGMEM_DEBUGFS);
 }
 
+/* Loads the module at path @ko: 0, or -1 with errno set. */
+static inline int rgmem_load(const char *ko)
+{
+	int fd = open(ko, O_RDONLY | O_CLOEXEC);
+	int ret;
+
+	if (fd < 0)
+		return -1;
+	ret = syscall(SYS_finit_module, fd, "", 0);
+	close(fd);
+	return ret;
+}
+
+/* Unloads module @name without waiting: 0, or -1 with errno set. */
+static inline int rgmem_unload(const char *name)
+{
+	return syscall(SYS_delete_module, name, O_NONBLOCK);
+}
+
 /*
  * The value of counter @name in RGMEM_DEBUGFS, or -1 if it cannot be read.
  * Counters: files_created, files_live, folios_allocated, folios_freed,
- * bindings, binds, get_pfn, prepares, invalidations, punch_holes,
- * memory_failures.
+ * folios_cached, bindings, binds, get_pfn, prepares, invalidations,
+ * punch_holes, memory_failures, conversions, user_faults.
  */
 static inline long long rgmem_counter(const char *name)
 {
