@@ -87,3 +87,21 @@ kbuild_dir() {
 kernel_image() {
 	echo "$(kbuild_dir "$1")/arch/x86/boot/bzImage"
 }
+
+# How the VMs run: KVM only when the host can run our guest's own KVM
+# guests (/dev/kvm usable, VMX or SVM visible), else TCG with -cpu max,
+# which gives the guest SVM with nested paging. RGMEM_ACCEL overrides.
+vm_accel() {
+	local accel=${RGMEM_ACCEL:-auto}
+	if [ "$accel" = auto ]; then
+		accel=tcg
+		if [ -r /dev/kvm ] && [ -w /dev/kvm ] &&
+			grep -qwE 'vmx|svm' /proc/cpuinfo; then
+			accel=kvm
+		fi
+	fi
+	case $accel in
+	kvm | tcg) echo "$accel" ;;
+	*) die "RGMEM_ACCEL must be auto, kvm or tcg" ;;
+	esac
+}
