@@ -3,7 +3,7 @@
  * make bench: time the same guest_memfd workloads on rgmem and on the
  * in-kernel C guest_memfd, in one process, run by run.
  *
- * usage: gmem_bench [-r RUNS] [-t|-f] paired|rgmem|C|LABEL
+ * usage: gmem_bench [-r RUNS] [-t|-f] paired|aa|rgmem|C|LABEL
  *
  * -t runs the first_touch_256m row alone, and -f the other two, for
  * profiling them.
@@ -24,6 +24,10 @@
  *
  * "rgmem" and "C" measure one side, which must be the one serving
  * KVM_CREATE_GUEST_MEMFD; other labels measure whoever does, unchecked.
+ *
+ * "aa" is the control of "paired": C against C, the first side's files
+ * all made before the second's, as C's are before rgmem's. Its pairs
+ * (pairs-aa lines, second/first) show what the method alone gives.
  *
  * Output, one line per row and side (lines starting with '#' are
  * comments):
@@ -279,8 +283,9 @@ static void print_rows(const struct side *side, int first_row,
  * many pairs of each order, which cancels that; LOW and HIGH bound it at
  * about 95 % (two standard errors of the mean of the logarithms).
  */
-static void print_pairs(const struct side *rg, const struct side *c,
-			int first_row, int end_row, int runs)
+static void print_pairs(const char *tag, const struct side *rg,
+			const struct side *c, int first_row, int end_row,
+			int runs)
 {
 	int n = runs & ~1, row, i;
 	double ratio[MAX_RUNS];
@@ -296,7 +301,7 @@ static void print_pairs(const struct side *rg, const struct side *c,
 		}
 		mean = sum / n;
 		se = sqrt((sq / n - mean * mean) / (n - 1));
-		printf("pairs\t%s\t%.3f\t%.3f\t%.3f\truns=", row_name[row],
+		printf("%s\t%s\t%.3f\t%.3f\t%.3f\truns=", tag, row_name[row],
 		       exp(mean), exp(mean - 2 * se), exp(mean + 2 * se));
 		for (i = 0; i < runs; i++)
 			printf("%s%.3f", i ? "," : "", ratio[i]);
@@ -307,7 +312,7 @@ static void print_pairs(const struct side *rg, const struct side *c,
 static void bad_args(void)
 {
 	fprintf(stderr,
-		"usage: gmem_bench [-r RUNS] [-t|-f] paired|rgmem|C|LABEL (RUNS %d..%d)\n",
+		"usage: gmem_bench [-r RUNS] [-t|-f] paired|aa|rgmem|C|LABEL (RUNS %d..%d)\n",
 		MIN_RUNS, MAX_RUNS);
 	exit(KSFT_FAIL);
 }
@@ -367,12 +372,13 @@ int main(int argc, char *argv[])
 {
 	static struct side c = { .label = "C", .name = "[kvm-gmem]" };
 	static struct side rg = { .label = "rgmem", .name = "[rgmem]" };
+	static struct side c2 = { .label = "C2", .name = "[kvm-gmem]" };
 	static struct side other;
 	long long created_before = 0, created;
 	int runs = 7, opt, first_row = 0, end_row = NR_ROWS, files;
 	struct side *sides[2];
 	const char *label, *ko;
-	bool paired;
+	bool paired, aa;
 	int n = 0;
 
 	while ((opt = getopt(argc, argv, "r:tfh")) != -1) {
@@ -394,6 +400,7 @@ int main(int argc, char *argv[])
 		bad_args();
 	label = argv[optind];
 	paired = !strcmp(label, "paired");
+	aa = !strcmp(label, "aa");
 
 	/*
 	 * Not TEST_REQUIRE: a skip would leave the table silently empty.
@@ -422,10 +429,14 @@ int main(int argc, char *argv[])
 		created_before = rgmem_read_counter("files_created");
 		side_prepare(&rg, runs, first_row, end_row);
 		sides[n++] = &rg;
-	} else if (!strcmp(label, "C")) {
+	} else if (!strcmp(label, "C") || aa) {
 		require_rgmem(false, c.label);
 		side_prepare(&c, runs, first_row, end_row);
 		sides[n++] = &c;
+		if (aa) {
+			side_prepare(&c2, runs, first_row, end_row);
+			sides[n++] = &c2;
+		}
 	} else if (!paired) {
 		other.label = label;
 		side_prepare(&other, runs, first_row, end_row);
@@ -452,6 +463,8 @@ int main(int argc, char *argv[])
 	for (int k = 0; k < n; k++)
 		print_rows(sides[k], first_row, end_row, runs);
 	if (paired)
-		print_pairs(&rg, &c, first_row, end_row, runs);
+		print_pairs("pairs", &rg, &c, first_row, end_row, runs);
+	if (aa)
+		print_pairs("pairs-aa", &c2, &c, first_row, end_row, runs);
 	return 0;
 }
