@@ -14,6 +14,8 @@
 # climbing, pf_taken still), or it fails with exactly that exit, the run
 # is a known flake of the environment and COMMAND runs once more. Any
 # other failure or overrun fails, and so does the same flake twice.
+# SECONDS is wall-clock time, so the caller's own timeout must exceed
+# twice SECONDS and the few seconds each overrun spends on its report.
 
 deadline=$1
 shift
@@ -32,10 +34,12 @@ trap 'rm -f "$log"' EXIT
 
 run_once() {
 	"$@" >"$log" 2>&1 &
-	local pid=$! waited=0 rc
-	while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt "$deadline" ]; do
+	local pid=$! start=$SECONDS rc
+	# Wall clock, not loop turns: under TCG a turn takes well over a
+	# second, and the step's own timeout, which must leave room for a
+	# second run, counts wall-clock seconds.
+	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do
 		sleep 1
-		waited=$((waited + 1))
 	done
 	if ! kill -0 "$pid" 2>/dev/null; then
 		wait "$pid"
