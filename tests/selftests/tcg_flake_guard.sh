@@ -9,11 +9,18 @@
 # - it never finishes: one vCPU loops with KVM injecting #PF into the
 #   guest and emulating instructions, while no nested page fault is taken;
 # - the guest triple-faults: "got exit reason: 8 (SHUTDOWN)".
+# Traced, the loop's vCPU enters its guest at the RIP that follows VMRUN
+# in the host kernel's own __svm_vcpu_run: QEMU has written the outer
+# guest's state into the nested guest's VMCB. Its page walk from there
+# faults on a GPA outside every memslot, KVM emulates, cannot fetch, and
+# injects #PF; the delivery faults the same way, forever.
 # This guard runs COMMAND with a deadline. If it overruns and the VM's
 # KVM statistics show exactly that loop (pf_guest and insn_emulation
-# climbing, pf_taken still), or it fails with exactly that exit, the run
-# is a known flake of the environment and COMMAND runs once more. Any
-# other failure or overrun fails, and so does the same flake twice.
+# climbing, pf_taken still) and, where tracefs has KVM's events, a vCPU
+# entering its guest again and again at one kernel-half RIP, which no
+# selftest guest runs, or it fails with exactly that exit, the run is a
+# known flake of the environment and COMMAND runs once more. Any other
+# failure or overrun fails, and so does the same flake twice.
 # SECONDS is wall-clock time, so the caller's own timeout must exceed
 # twice SECONDS and the few seconds each overrun spends on its report.
 
@@ -51,7 +58,12 @@ run_once() {
 		fi
 		return "$rc"
 	fi
-	local pg1 ie1 pt1 pg2 ie2 pt2
+	local pg1 ie1 pt1 pg2 ie2 pt2 rips="" inst
+	# A tracing instance of our own: the global buffer is left alone.
+	inst=/sys/kernel/tracing/instances/tcg_flake_guard.$$
+	mkdir "$inst" 2>/dev/null &&
+		echo 1 >"$inst/events/kvm/kvm_entry/enable" 2>/dev/null ||
+		{ rmdir "$inst" 2>/dev/null; inst=; }
 	pg1=$(stat_sum "$pid" pf_guest)
 	ie1=$(stat_sum "$pid" insn_emulation)
 	pt1=$(stat_sum "$pid" pf_taken)
@@ -59,6 +71,14 @@ run_once() {
 	pg2=$(stat_sum "$pid" pf_guest)
 	ie2=$(stat_sum "$pid" insn_emulation)
 	pt2=$(stat_sum "$pid" pf_taken)
+	if [ -n "$inst" ]; then
+		echo 0 >"$inst/events/kvm/kvm_entry/enable"
+		# "kvm_entry: vcpu N, rip R": each vCPU's repeated kernel RIPs.
+		rips=$(awk '/kvm_entry:/ && $NF ~ /^0xffff/ { n[$(NF - 2) " " $NF]++ }
+			END { for (k in n) if (n[k] >= 100) print "vcpu " k " x" n[k] }' \
+			"$inst/trace")
+		rmdir "$inst"
+	fi
 	# Where each thread waits, for a hang that is not the known one.
 	local t
 	for t in /proc/"$pid"/task/*; do
@@ -68,10 +88,12 @@ run_once() {
 	kill -9 "$pid" 2>/dev/null
 	wait "$pid" 2>/dev/null
 	cat "$log"
+	[ -n "$rips" ] && echo "$rips" | sed 's/^/# kernel-half guest RIP: /'
+	[ -n "$inst" ] || echo "# no kvm_entry events in tracefs: statistics only"
 	echo "# overran ${deadline}s: pf_guest +$((pg2 - pg1))," \
 		"insn_emulation +$((ie2 - ie1)), pf_taken +$((pt2 - pt1)) in 3s"
 	if [ $((pg2 - pg1)) -gt 1000 ] && [ $((ie2 - ie1)) -gt 1000 ] &&
-	   [ "$pt2" = "$pt1" ]; then
+	   [ "$pt2" = "$pt1" ] && { [ -z "$inst" ] || [ -n "$rips" ]; }; then
 		return 200
 	fi
 	return 124
