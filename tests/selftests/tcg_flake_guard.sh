@@ -19,10 +19,11 @@
 # climbing, pf_taken still) and, where tracefs has KVM's events, a vCPU
 # entering its guest again and again at one kernel-half RIP, which no
 # selftest guest runs, or it fails with exactly that exit, the run is a
-# known flake of the environment and COMMAND runs once more. Any other
-# failure or overrun fails, and so does the same flake twice.
-# SECONDS is wall-clock time, so the caller's own timeout must exceed
-# twice SECONDS and the few seconds each overrun spends on its report.
+# known flake of the environment and COMMAND runs again, up to three
+# runs in all. Any other failure or overrun fails, and so do three
+# flakes in a row. SECONDS is wall-clock time, so the caller's own
+# timeout must exceed three times SECONDS and the few seconds each
+# overrun spends on its report.
 
 deadline=$1
 shift
@@ -99,12 +100,20 @@ run_once() {
 	return 124
 }
 
-run_once "$@"
-rc=$?
-if [ "$rc" = 200 ]; then
-	echo "# known TCG flake (see the top of tcg_flake_guard.sh); running once more"
+# One boot has shown a hang and then a triple fault in a row, so two
+# runs are too few; three flakes in a row fail.
+runs=3
+n=1
+while :; do
 	run_once "$@"
 	rc=$?
-	[ "$rc" = 200 ] && rc=1
-fi
+	[ "$rc" = 200 ] || break
+	if [ "$n" -ge "$runs" ]; then
+		echo "# the known TCG flake, $n runs in a row: failing"
+		rc=1
+		break
+	fi
+	n=$((n + 1))
+	echo "# known TCG flake (see the top of tcg_flake_guard.sh); run $n of $runs"
+done
 exit "$rc"
