@@ -10,8 +10,8 @@
 #   guest and emulating instructions, while no nested page fault is taken;
 # - the guest triple-faults: "got exit reason: 8 (SHUTDOWN)".
 # Traced, the loop's vCPU enters its guest at the RIP that follows VMRUN
-# in the host kernel's own __svm_vcpu_run: QEMU has written the outer
-# guest's state into the nested guest's VMCB. Its page walk from there
+# in the host kernel's own __svm_vcpu_run: QEMU has saved the outer
+# guest's RIP as the nested guest's. Its page walk from there
 # faults on a GPA outside every memslot, KVM emulates, cannot fetch, and
 # injects #PF; the delivery faults the same way, forever.
 # This guard runs COMMAND with a deadline. If it overruns and the VM's
@@ -44,8 +44,8 @@ run_once() {
 	"$@" >"$log" 2>&1 &
 	local pid=$! start=$SECONDS rc
 	# Wall clock, not loop turns: under TCG a turn takes well over a
-	# second, and the step's own timeout, which must leave room for a
-	# second run, counts wall-clock seconds.
+	# second, and the step's own timeout, which must leave room for
+	# further runs, counts wall-clock seconds.
 	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do
 		sleep 1
 	done
