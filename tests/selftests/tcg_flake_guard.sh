@@ -28,10 +28,13 @@
 deadline=$1
 shift
 [ "$1" = -- ] && shift
+# Overridable so scripts/test_flake_guard.py can run it on the host.
+kvm_debugfs=${TCG_GUARD_KVM_DEBUGFS:-/sys/kernel/debug/kvm}
+tracefs=${TCG_GUARD_TRACEFS:-/sys/kernel/tracing}
 
 stat_sum() {
 	local pid=$1 name=$2 f sum=0
-	for f in /sys/kernel/debug/kvm/"$pid"-*/"$name"; do
+	for f in "$kvm_debugfs/$pid"-*/"$name"; do
 		[ -r "$f" ] && sum=$((sum + $(cat "$f")))
 	done
 	echo "$sum"
@@ -61,7 +64,7 @@ run_once() {
 	fi
 	local pg1 ie1 pt1 pg2 ie2 pt2 rips="" inst
 	# A tracing instance of our own: the global buffer is left alone.
-	inst=/sys/kernel/tracing/instances/tcg_flake_guard.$$
+	inst=$tracefs/instances/tcg_flake_guard.$$
 	mkdir "$inst" 2>/dev/null &&
 		echo 1 >"$inst/events/kvm/kvm_entry/enable" 2>/dev/null ||
 		{ rmdir "$inst" 2>/dev/null; inst=; }
