@@ -14,7 +14,7 @@ use kernel::{
     fs::{anon_inode::FileType, File},
     kvm::{
         self,
-        gmem::{self, Capability, NewSlot, Pfn, Populate, Provider},
+        gmem::{self, BindingsGuard, Capability, NewSlot, Pfn, Populate, Provider},
         Kvm, MemorySlot,
     },
     prelude::*,
@@ -60,21 +60,24 @@ impl Provider for Rgmem {
         )
     }
 
-    fn bind(gmem: &Gmem, kvm: &Kvm, slot: NewSlot<'_>, offset: u64) -> Result {
+    fn prepare(gmem: &Gmem, kvm: &Kvm, slot: &MemorySlot, offset: u64) -> Result<u64> {
         if *gmem.kvm != *kvm {
             return Err(EINVAL);
         }
-        let range =
-            binding_math::bind_range(offset, slot.slot().npages(), gmem.pages << PAGE_SHIFT)
-                .map_err(range_errno)?;
-        let mut bindings = gmem.bindings.lock();
+        let range = binding_math::bind_range(offset, slot.npages(), gmem.pages << PAGE_SHIFT)
+            .map_err(range_errno)?;
+        Ok(range.start())
+    }
+
+    fn commit(_gmem: &Gmem, bindings: &mut BindingsGuard<'_>, new: NewSlot<'_>) -> Result {
+        let range = PageRange::new(new.start(), new.end()).ok_or(EINVAL)?;
         let bound = bindings
             .iter()
             .filter_map(|b| PageRange::new(b.start(), b.end()));
         if binding_math::overlaps_any(bound, &range) {
             return Err(EEXIST);
         }
-        bindings.insert(slot, range.start(), range.end())?;
+        bindings.insert(new)?;
         counters::BINDINGS.inc();
         counters::BINDS.inc();
         Ok(())

@@ -213,6 +213,16 @@ impl MemorySlot {
         unsafe { (*self.as_ptr()).id as u16 }
     }
 
+    /// Returns the guest_memfd file the memslot is bound to, or null.
+    ///
+    /// Only `slots_lock` keeps it from changing; the caller must not assume the file is alive.
+    #[inline]
+    pub(crate) fn gmem_file(&self) -> *mut bindings::file {
+        // SAFETY: The memslot is alive; the field is written under `slots_lock`, which the caller
+        // holds or else only compares the value.
+        unsafe { core::ptr::read_volatile(&raw const (*self.as_ptr()).gmem.file) }
+    }
+
     /// Returns the file page at which a guest_memfd binding starts.
     #[inline]
     pub fn gmem_pgoff(&self) -> u64 {

@@ -6,17 +6,28 @@
 //! private faults and population to a [`Provider`]. Files pin the provider's module, so no call
 //! runs module code after it is unloaded.
 //!
-//! Lock order (KVM's, extended by [`Bindings`]):
-//! `kvm->lock` → `kvm->slots_lock` → `invalidate_lock` → folio lock → [`Bindings`] → `mmu_lock`.
+//! Binding a memslot takes KVM's two steps: [`Provider::prepare`] checks it and may fail, then
+//! [`Provider::commit`] publishes it under the file's invalidate lock, after which KVM creates the
+//! memslot without failing. Unbinding also runs under the invalidate lock, so a hole punch or a
+//! conversion, which hold it across their invalidation, never misses a binding.
 //!
-//! C header: [`include/linux/kvm_host.h`](srctree/include/linux/kvm_host.h)
+//! Lock order (KVM's, extended by [`Bindings`]):
+//! `kvm->lock` → `kvm->slots_lock` → `kvm->slots_arch_lock` → `invalidate_lock` → folio lock →
+//! [`Bindings`] → `mmu_lock`.
+//!
+//! C header: [`include/linux/kvm_gmem_provider.h`](srctree/include/linux/kvm_gmem_provider.h)
 
 use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings, container_of,
     error::{code::*, to_result, Error, Result},
     folio::Folio,
-    fs::{anon_inode::FileType, file, filemap, inode, File},
+    fs::{
+        anon_inode::FileType,
+        file,
+        filemap::{self, InvalidateGuard},
+        inode, File,
+    },
     ioctl,
     kvm::{Kvm, MemorySlot, SlotsGuard},
     new_mutex,
@@ -69,16 +80,34 @@ impl Binding {
     }
 }
 
-/// A new memslot that KVM asks to bind, given to [`Provider::bind`].
+/// A prepared memslot that KVM asks to bind, given to [`Provider::commit`].
+///
+/// # Invariants
+///
+/// `slot` is a new memslot, not yet visible to KVM's readers, whose `gmem.file` is the file and
+/// `gmem.pgoff` is `start`; KVM holds `slots_lock`, and the file's invalidate lock is held while
+/// this value exists.
 pub struct NewSlot<'a> {
     slot: &'a MemorySlot,
-    file: &'a File,
+    start: u64,
+    end: u64,
+    _invalidate: &'a InvalidateGuard<'a>,
 }
 
 impl NewSlot<'_> {
     /// Returns the memslot.
     pub fn slot(&self) -> &MemorySlot {
         self.slot
+    }
+
+    /// Returns the first file page the memslot binds.
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Returns the file page after the last one the memslot binds.
+    pub fn end(&self) -> u64 {
+        self.end
     }
 }
 
@@ -121,33 +150,26 @@ impl BindingsGuard<'_> {
         self.0.is_empty()
     }
 
-    /// Binds `new` to file pages `[start, end)` of its file.
+    /// Publishes the binding of `new`, which the caller has checked against the others.
     ///
-    /// The caller has checked the range; on failure nothing changes.
-    pub fn insert(&mut self, new: NewSlot<'_>, start: u64, end: u64) -> Result {
-        self.0.reserve(1, GFP_KERNEL)?;
-        let slot = new.slot.as_ptr();
-        // SAFETY: The memslot is not yet visible to KVM's readers, so plain writes suffice; KVM
-        // holds `slots_lock` across bind.
-        unsafe {
-            (*slot).gmem.file = new.file.as_ptr();
-            (*slot).gmem.pgoff = start as _;
-        }
-        // INVARIANT: The slot now points to the file, and KVM will unbind it before freeing it.
+    /// On failure nothing changes, and KVM does not create the memslot.
+    pub fn insert(&mut self, new: NewSlot<'_>) -> Result {
+        // INVARIANT: The slot points to the file since prepare, and KVM creates it once commit
+        // succeeds, so it unbinds it before freeing it.
         self.0
             .push(
                 Binding {
                     // SAFETY: `as_ptr` of a reference is never null.
-                    slot: unsafe { NonNull::new_unchecked(slot) },
-                    start,
-                    end,
+                    slot: unsafe { NonNull::new_unchecked(new.slot.as_ptr()) },
+                    start: new.start,
+                    end: new.end,
                 },
                 GFP_KERNEL,
             )
             .map_err(|_| ENOMEM)
     }
 
-    /// Removes the binding of `slot`; KVM is unbinding it.
+    /// Removes the binding of `slot`, if there is one; KVM is unbinding it.
     fn remove(&mut self, slot: *mut bindings::kvm_memory_slot) {
         let Some(i) = self.0.iter().position(|b| b.slot.as_ptr() == slot) else {
             return;
@@ -156,9 +178,6 @@ impl BindingsGuard<'_> {
         self.0.swap(i, last);
         // SAFETY: `Binding` needs no drop, and the entry past the new length is forgotten.
         unsafe { self.0.set_len(last) };
-        // SAFETY: KVM's readers of `gmem.file` are gone (`synchronize_srcu` after the slot was
-        // made invisible), and the slot is alive until unbind returns.
-        unsafe { core::ptr::write_volatile(&raw mut (*slot).gmem.file, core::ptr::null_mut()) };
     }
 
     /// Detaches every binding as the file goes away: KVM then skips unbinding them.
@@ -209,12 +228,18 @@ pub trait Provider: Sized + 'static {
     fn create(files: &FileType<Self::File>, kvm: &Kvm, size: u64, flags: u64)
         -> Result<ARef<File>>;
 
-    /// Binds the new memslot `slot` to `file` at byte `offset`, with `kvm->slots_lock` held.
+    /// Checks that the new memslot `slot` may bind its file at byte `offset`, with
+    /// `kvm->slots_lock` held, and returns the first file page it binds.
     ///
-    /// On success the provider has inserted `slot` into the file's [`Bindings`].
-    fn bind(data: &Data<Self>, kvm: &Kvm, slot: NewSlot<'_>, offset: u64) -> Result;
+    /// Nothing may be published yet: creating the memslot can still fail.
+    fn prepare(data: &Data<Self>, kvm: &Kvm, slot: &MemorySlot, offset: u64) -> Result<u64>;
 
-    /// KVM is unbinding `slot`, with `kvm->slots_lock` held; the binding is removed afterwards.
+    /// Publishes the binding of `new`, prepared before, by inserting it into `bindings`, or fails
+    /// with `EEXIST` if it overlaps one already there. The file's invalidate lock is held.
+    fn commit(data: &Data<Self>, bindings: &mut BindingsGuard<'_>, new: NewSlot<'_>) -> Result;
+
+    /// KVM is unbinding `slot`, with `kvm->slots_lock` and the file's invalidate lock held; the
+    /// binding is removed afterwards.
     fn unbind(_data: &Data<Self>, _slot: &MemorySlot) {}
 
     /// The private fault path wants the page frame backing `gfn` of `slot`.
@@ -413,7 +438,8 @@ impl<P: Provider> Registration<P> {
             (*raw).owner = module.as_ptr();
             (*raw).fops = this.files.fops();
             (*raw).create = Some(Self::create);
-            (*raw).bind = Some(Self::bind);
+            (*raw).prepare = Some(Self::prepare);
+            (*raw).commit = Some(Self::commit);
             (*raw).unbind = Some(Self::unbind);
             (*raw).get_pfn = Some(Self::get_pfn);
             if P::HAS_POPULATE {
@@ -458,27 +484,61 @@ impl<P: Provider> Registration<P> {
     ///
     /// Called by KVM with `kvm->slots_lock` held, for a new, invisible memslot and a referenced
     /// file of ours.
-    unsafe extern "C" fn bind(
+    unsafe extern "C" fn prepare(
         kvm: *mut bindings::kvm,
         slot: *mut bindings::kvm_memory_slot,
         file: *mut bindings::file,
         offset: u64,
     ) -> crate::ffi::c_int {
-        // SAFETY: KVM keeps all three alive across the call.
-        let (kvm, slot, file) = unsafe {
-            (
-                Kvm::from_raw(kvm),
-                MemorySlot::from_raw(slot),
-                File::from_raw(file),
-            )
-        };
+        // SAFETY: KVM keeps the VM and the memslot alive across the call.
+        let (kvm, s) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
         // SAFETY: KVM checked that the file is one of ours, and holds a reference to it.
+        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        match P::prepare(data, kvm, s, offset) {
+            Ok(start) => {
+                // SAFETY: The memslot is not yet visible to KVM's readers, so plain writes
+                // suffice. KVM keeps its reference to the file until the memslot exists or has
+                // failed to; after that the binding, or release, keeps `gmem.file` right.
+                unsafe {
+                    (*slot).gmem.file = file;
+                    (*slot).gmem.pgoff = start as _;
+                }
+                0
+            }
+            Err(e) => e.to_errno(),
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with `kvm->slots_lock` and `kvm->slots_arch_lock` held, for a new, invisible
+    /// memslot that [`Self::prepare`] accepted; KVM still holds its reference to the file.
+    unsafe extern "C" fn commit(
+        _kvm: *mut bindings::kvm,
+        slot: *mut bindings::kvm_memory_slot,
+    ) -> crate::ffi::c_int {
+        // SAFETY: KVM keeps the memslot alive across the call.
+        let s = unsafe { MemorySlot::from_raw(slot) };
+        // SAFETY: `prepare` set `gmem.file` to a file of ours, which KVM holds a reference to.
+        let file = unsafe { File::from_raw((*slot).gmem.file) };
+        // SAFETY: As above.
         let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file.as_ptr()) };
-        match P::bind(data, kvm, NewSlot { slot, file }, offset) {
+        let invalidate = file.mapping().invalidate_lock();
+        let start = s.gmem_pgoff();
+        // INVARIANT: `prepare` set `gmem.file` and `gmem.pgoff`, and the lock is held for `new`'s
+        // lifetime.
+        let new = NewSlot {
+            slot: s,
+            start,
+            end: start + s.npages(),
+            _invalidate: &invalidate,
+        };
+        let mut bindings = data.bindings().lock();
+        match P::commit(data, &mut bindings, new) {
             Ok(()) => 0,
             Err(e) => {
                 // KVM frees the memslot without unbinding it.
-                data.bindings().lock().remove(slot.as_ptr());
+                bindings.remove(slot);
                 e.to_errno()
             }
         }
@@ -490,11 +550,22 @@ impl<P: Provider> Registration<P> {
     unsafe extern "C" fn unbind(slot: *mut bindings::kvm_memory_slot) {
         // SAFETY: The memslot is alive across the call.
         let s = unsafe { MemorySlot::from_raw(slot) };
+        let file = s.gmem_file();
         // SAFETY: `gmem.file` is set, so the file's release has not detached the bindings, and it
-        // cannot finish while the caller holds `slots_lock`; the data is alive until then.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>((*slot).gmem.file) };
+        // cannot start doing so while the caller holds `slots_lock`: the file, its inode and its
+        // data are alive until then, even if the file is being released.
+        let (data, mapping) = unsafe {
+            (
+                crate::fs::anon_inode::data_of_file::<P::File>(file),
+                filemap::Mapping::from_raw((*file).f_mapping),
+            )
+        };
+        let _invalidate = mapping.invalidate_lock();
         P::unbind(data, s);
         data.bindings().lock().remove(slot);
+        // SAFETY: KVM's readers of `gmem.file` are gone (`synchronize_srcu` after the slot was
+        // made invisible), and the slot is alive until unbind returns.
+        unsafe { core::ptr::write_volatile(&raw mut (*slot).gmem.file, core::ptr::null_mut()) };
     }
 
     /// # Safety
