@@ -6,7 +6,7 @@
 use kernel::{
     fs::{anon_inode::FileType, file, filemap, inode, File},
     kvm::{
-        gmem::{Bindings, Data, HasBindings, NewSlot, Pfn, Provider, Registration},
+        gmem::{Bindings, BindingsGuard, Data, HasBindings, NewSlot, Pfn, Provider, Registration},
         Kvm, MemorySlot,
     },
     prelude::*,
@@ -63,7 +63,11 @@ impl Provider for NoProvider {
         Err(ENODEV)
     }
 
-    fn bind(_data: &Data<Self>, _kvm: &Kvm, _slot: NewSlot<'_>, _offset: u64) -> Result {
+    fn prepare(_data: &Data<Self>, _kvm: &Kvm, _slot: &MemorySlot, _offset: u64) -> Result<u64> {
+        Err(ENODEV)
+    }
+
+    fn commit(_data: &Data<Self>, _bindings: &mut BindingsGuard<'_>, _new: NewSlot<'_>) -> Result {
         Err(ENODEV)
     }
 
