@@ -31,7 +31,7 @@
 #include "processor.h"
 #include "ucall_common.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define FILE_PAGES	16
 #define FILE_SIZE	(FILE_PAGES * PAGE_SIZE)
@@ -78,25 +78,12 @@ static int falloc(int fd, int mode, uint64_t offset, uint64_t len)
 	return fallocate(fd, mode, offset, len) ? errno : 0;
 }
 
-/* The host side of the memslots; no test touches it. */
-static void *shared_mem(void)
-{
-	static void *mem;
-
-	if (!mem) {
-		mem = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		TEST_ASSERT(mem != MAP_FAILED, "mmap: %s", strerror(errno));
-	}
-	return mem;
-}
-
 /* Binds memslot @slot to @size bytes of @fd at @offset: 0 or the errno. */
 static int bind_slot(struct kvm_vm *vm, uint32_t slot, uint64_t gpa,
 		     uint64_t size, int fd, uint64_t offset)
 {
 	return __vm_set_user_memory_region2(vm, slot, KVM_MEM_GUEST_MEMFD, gpa,
-					    size, shared_mem(), fd, offset) ?
+					    size, rgmem_host_mem(FILE_SIZE), fd, offset) ?
 		errno : 0;
 }
 

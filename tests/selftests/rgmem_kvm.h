@@ -37,6 +37,25 @@ static inline void rgmem_require_gmem_attributes(void)
 		    "KVM does not offer KVM_X86_SW_PROTECTED_VM");
 }
 
+/*
+ * The host side of memslots whose guest side is a guest_memfd: @size bytes
+ * of anonymous memory that no test touches, mapped once per program.
+ */
+static inline void *rgmem_host_mem(size_t size)
+{
+	static size_t len;
+	static void *mem;
+
+	if (!mem) {
+		mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		TEST_ASSERT(mem != MAP_FAILED, "mmap: %s", strerror(errno));
+		len = size;
+	}
+	TEST_ASSERT(size <= len, "rgmem_host_mem(%zu) after (%zu)", size, len);
+	return mem;
+}
+
 /* rgmem's counter @name; the test fails if it cannot be read. */
 static inline long long rgmem_read_counter(const char *name)
 {

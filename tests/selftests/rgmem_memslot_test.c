@@ -22,7 +22,7 @@
 #include "kselftest_harness.h"
 #include "kvm_util.h"
 
-#include "rgmem_test.h"
+#include "rgmem_kvm.h"
 
 #define FILE_PAGES	16
 #define FILE_SIZE	(FILE_PAGES * PAGE_SIZE)
@@ -41,24 +41,13 @@ static bool kvm_serves(void)
 	return s && !strcmp(s, "kvm");
 }
 
-static void *host_mem(void)
-{
-	static void *mem;
-
-	if (!mem) {
-		mem = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE,
-			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		TEST_ASSERT(mem != MAP_FAILED, "mmap: %s", strerror(errno));
-	}
-	return mem;
-}
-
 /* KVM_SET_USER_MEMORY_REGION2 on @slot: 0 or the errno. */
 static int set_slot(struct kvm_vm *vm, uint32_t flags, uint64_t gpa,
 		    uint64_t size, int fd)
 {
 	return __vm_set_user_memory_region2(vm, SLOT, flags, gpa, size,
-					    size ? host_mem() : NULL, fd, 0) ?
+					    size ? rgmem_host_mem(FILE_SIZE) : NULL,
+					    fd, 0) ?
 		errno : 0;
 }
 
