@@ -52,7 +52,8 @@ static inline void *rgmem_host_mem(size_t size)
 		TEST_ASSERT(mem != MAP_FAILED, "mmap: %s", strerror(errno));
 		len = size;
 	}
-	TEST_ASSERT(size <= len, "rgmem_host_mem(%zu) after (%zu)", size, len);
+	TEST_ASSERT(size <= len, "%zu bytes of host memory asked after %zu", size,
+		    len);
 	return mem;
 }
 
