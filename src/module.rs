@@ -6,11 +6,14 @@ use crate::{counters, kvm, shareability};
 use core::fmt::Write;
 use kernel::{
     c_str,
-    debugfs::{self, SeqWriter, ShowFile},
+    debugfs::{self, SeqWriter, ShowFile, ShowFops},
     kvm::gmem::Registration,
     prelude::*,
     sync::Arc,
 };
+
+/// The operations of rgmem's debugfs files: an open one pins the module.
+static SHOW_FOPS: ShowFops<Registration<kvm::Rgmem>> = ShowFops::new(&crate::THIS_MODULE);
 
 /// rgmem's release, printed at load and unload.
 pub(crate) const VERSION: &str = "0.1.0";
@@ -18,8 +21,9 @@ pub(crate) const VERSION: &str = "0.1.0";
 /// The loaded module.
 ///
 /// Fields drop in order: the debugfs files that read the files first (they hold the
-/// registration), then KVM stops calling rgmem, then the counters go away. Open files pin the module, so unloading only
-/// happens once no file, and so no binding, is left.
+/// registration), then KVM stops calling rgmem, then the counters go away. Open files, guest_memfd
+/// or debugfs, pin the module, so unloading only happens once no file, and so no binding, is
+/// left.
 pub(crate) struct Rgmem {
     _shareability: ShowFile<Registration<kvm::Rgmem>>,
     _folios_cached: ShowFile<Registration<kvm::Rgmem>>,
@@ -55,18 +59,21 @@ impl kernel::Module for Rgmem {
         let shareability = ShowFile::new(
             &debugfs,
             c_str!("shareability"),
+            &SHOW_FOPS,
             provider.clone(),
             show_shareability,
         )?;
         let folios_cached = ShowFile::new(
             &debugfs,
             c_str!("folios_cached"),
+            &SHOW_FOPS,
             provider.clone(),
             show_folios_cached,
         )?;
         let folios_freed = ShowFile::new(
             &debugfs,
             c_str!("folios_freed"),
+            &SHOW_FOPS,
             provider.clone(),
             show_folios_freed,
         )?;

@@ -11,8 +11,9 @@ use crate::{
     error::{from_err_ptr, Result},
     str::CStr,
     sync::Arc,
+    ThisModule,
 };
-use core::{fmt, ptr::NonNull, sync::atomic::AtomicU64};
+use core::{fmt, marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU64};
 
 /// A directory at the root of debugfs, removed with its contents on drop.
 ///
@@ -119,12 +120,42 @@ struct Show<D> {
     show: fn(&D, &mut SeqWriter) -> fmt::Result,
 }
 
+/// The file operations of a module's [`ShowFile`]s of data `D`.
+///
+/// A module keeps them in a `static`: an open file can outlive its [`ShowFile`], and debugfs
+/// reads them at its release. They name the module as their owner, so an open file pins it.
+///
+/// # Examples
+///
+/// ```ignore
+/// static FOPS: ShowFops<u32> = ShowFops::new(&THIS_MODULE);
+/// ```
+///
+/// # Invariants
+///
+/// `.0` has `owner` set to the module whose `static` holds it, and the hooks of
+/// `ShowVTable<D>`.
+pub struct ShowFops<D>(bindings::file_operations, PhantomData<D>);
+
+// SAFETY: The operations are immutable after `new`.
+unsafe impl<D> Sync for ShowFops<D> {}
+
+impl<D: Send + Sync + 'static> ShowFops<D> {
+    /// The operations of `module`'s show files.
+    pub const fn new(module: &'static ThisModule) -> Self {
+        let mut fops = ShowVTable::<D>::VTABLE;
+        fops.owner = module.0;
+        // INVARIANT: The owner is set, and the hooks are `ShowVTable<D>`'s.
+        Self(fops, PhantomData)
+    }
+}
+
 /// A read-only debugfs file whose text `show` writes from `data` on each read; removed on drop.
 ///
 /// # Invariants
 ///
 /// `dentry` is a live debugfs file whose `i_private` is `show`, which it keeps alive; debugfs
-/// waits for readers when the file is removed.
+/// waits for readers when the file is removed, and fails reads of files opened before.
 pub struct ShowFile<D: Send + Sync + 'static> {
     dentry: NonNull<bindings::dentry>,
     _show: KBox<Show<D>>,
@@ -136,22 +167,27 @@ unsafe impl<D: Send + Sync> Send for ShowFile<D> {}
 unsafe impl<D: Send + Sync> Sync for ShowFile<D> {}
 
 impl<D: Send + Sync + 'static> ShowFile<D> {
-    /// Creates the file `name` in `dir`.
+    /// Creates the file `name` in `dir`, with the operations `fops` of the calling module.
     ///
     /// # Examples
     ///
-    /// ```
+    /// In a module, whose `THIS_MODULE` the operations name as their owner:
+    ///
+    /// ```ignore
     /// use core::fmt::Write;
-    /// use kernel::{c_str, debugfs::{Dir, ShowFile}, sync::Arc};
+    /// use kernel::{c_str, debugfs::{Dir, ShowFile, ShowFops}, sync::Arc};
+    ///
+    /// static FOPS: ShowFops<u32> = ShowFops::new(&THIS_MODULE);
     ///
     /// let dir = Dir::new(c_str!("rgmem-doctest-show"))?;
     /// let data = Arc::new(42u32, GFP_KERNEL)?;
-    /// let _f = ShowFile::new(&dir, c_str!("answer"), data, |d, w| writeln!(w, "{d}"))?;
+    /// let _f = ShowFile::new(&dir, c_str!("answer"), &FOPS, data, |d, w| writeln!(w, "{d}"))?;
     /// # Ok::<(), Error>(())
     /// ```
     pub fn new(
         dir: &Dir,
         name: &CStr,
+        fops: &'static ShowFops<D>,
         data: Arc<D>,
         show: fn(&D, &mut SeqWriter) -> fmt::Result,
     ) -> Result<Self> {
@@ -165,7 +201,7 @@ impl<D: Send + Sync + 'static> ShowFile<D> {
                 0o444,
                 dir.0.as_ptr(),
                 private,
-                &ShowVTable::<D>::VTABLE,
+                &fops.0,
             )
         })?;
         let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;

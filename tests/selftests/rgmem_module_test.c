@@ -77,6 +77,32 @@ TEST(unload_and_reload)
 	ASSERT_LT(unloaded, loaded) TH_LOG("no version line at the new load");
 }
 
+/*
+ * An open debugfs file pins the module: rmmod is refused until it is
+ * closed. Unloading under it would leave its release to read the freed
+ * module's file operations.
+ */
+TEST(open_debugfs_file_pins_module)
+{
+	static const char *const names[] = {
+		"shareability", "folios_cached", "folios_freed",
+	};
+	char path[256];
+	unsigned int i;
+	int fd;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", RGMEM_DEBUGFS, names[i]);
+		fd = open(path, O_RDONLY);
+		ASSERT_LE(0, fd) TH_LOG("open %s: %s", path, strerror(errno));
+		ASSERT_EQ(-1, rgmem_unload("rgmem"))
+			TH_LOG("rmmod succeeded with %s open", path);
+		ASSERT_TRUE(rgmem_loaded());
+		ASSERT_EQ(0, close(fd));
+	}
+	ASSERT_TRUE(rgmem_loaded());
+}
+
 TEST(second_load_is_refused)
 {
 	const char *ko = getenv("RGMEM_KO");
