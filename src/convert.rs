@@ -13,9 +13,10 @@
 //! only touched outside it, since faults take `mmap_lock` before it.
 
 use crate::{
-    binding_math, counters,
+    counters,
     fallocate::range_errno,
     file::Gmem,
+    invalidate,
     range::{PageRange, PAGE_SHIFT},
     share_math::{self, Share},
 };
@@ -147,23 +148,7 @@ impl Prepared<'_> {
     /// Performs the conversion.
     fn commit(self, gmem: &Gmem, file: &File) {
         let (start, end) = (self.plan.range.start(), self.plan.range.end());
-        let mut inv = None;
-        {
-            let bindings = gmem.bindings.lock();
-            for b in bindings.iter() {
-                let Some(bound) = PageRange::new(b.start(), b.end()) else {
-                    continue;
-                };
-                if let Some((s, e)) =
-                    binding_math::gfns(&bound, b.slot().base_gfn(), &self.plan.range)
-                {
-                    gmem.kvm.invalidate(&mut inv, b, s, e);
-                }
-            }
-        }
-        if inv.is_some() {
-            counters::INVALIDATIONS.inc();
-        }
+        let inv = invalidate::pages(&gmem.bindings.lock(), &self.plan.range);
         if self.plan.to == Share::Shared && gmem::HAS_ARCH_INVALIDATE {
             // The architecture takes back what it gave the guest, before the host may touch it.
             file.mapping().for_each_folio(start, end, |folio| {

@@ -3,8 +3,9 @@
 //! `fallocate(2)` on a guest_memfd file: allocate a range, or punch a hole in it.
 
 use crate::{
-    allocator, binding_math, counters,
+    allocator, counters,
     file::Gmem,
+    invalidate,
     range::{PageRange, RangeError, PAGE_SHIFT},
 };
 use kernel::{
@@ -78,22 +79,8 @@ const CHECK_EVERY: u64 = 16;
 fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) {
     let mapping = file.mapping();
     let invalidate = mapping.invalidate_lock();
-    let mut inv = None;
-    {
-        // Not held across truncation, which takes folio locks.
-        let bindings = gmem.bindings.lock();
-        for b in bindings.iter() {
-            let Some(bound) = PageRange::new(b.start(), b.end()) else {
-                continue;
-            };
-            if let Some((s, e)) = binding_math::gfns(&bound, b.slot().base_gfn(), range) {
-                gmem.kvm.invalidate(&mut inv, b, s, e);
-            }
-        }
-    }
-    if inv.is_some() {
-        counters::INVALIDATIONS.inc();
-    }
+    // The bindings lock is not held across truncation, which takes folio locks.
+    let inv = invalidate::pages(&gmem.bindings.lock(), range);
     mapping.truncate_range_locked(
         &invalidate,
         range.byte_offset(),

@@ -33,25 +33,27 @@ pub(crate) fn get_pfn(
     let folio = gmem
         .folio_locked(&steady, mapping, index, Share::Private)?
         .ok_or(EFAULT)?;
-    let (start, first_pfn, order) = (folio.index() as u64, folio.pfn(), folio.order());
-    if !folio.test_uptodate() {
+    let (start, order) = (folio.index() as u64, folio.order());
+    let fresh = !folio.test_uptodate();
+    if fresh {
         // The guest must never see what the memory held before.
         folio.zero();
-        folio.mark_uptodate();
-        counters::PREPARES.inc();
     }
     // On every fault, not once per folio: a folio zeroed by the host's first touch, or handed
     // back to the host by a conversion to shared, must be prepared again once private, and the
     // architecture knows whether it already is (SEV-SNP reads its RMP). Upstream does the same
     // since it stopped tracking preparation.
-    gmem::arch_prepare(kvm, gfn - (index - start), first_pfn, order)?;
-    let pfn = first_pfn + (index - start);
-    let max_order = alloc_math::max_mapping_order(order, index, gfn);
-    Ok(Pfn {
-        folio: folio.unlock(),
-        pfn,
-        max_order,
-    })
+    gmem::arch_prepare(kvm, gfn - (index - start), &folio)?;
+    // Only once prepared, as C: a failed prepare must not turn a later populate into EEXIST.
+    if fresh {
+        folio.mark_uptodate();
+        counters::PREPARES.inc();
+    }
+    Pfn::new(
+        folio,
+        index,
+        alloc_math::max_mapping_order(order, index, gfn),
+    )
 }
 
 /// Launch-time population (SEV-SNP), as KVM's `kvm_gmem_populate()`: each frame must be new
@@ -99,13 +101,12 @@ pub(crate) fn populate(
                     }
                     order -= 1;
                 }
-                let pfn = folio.pfn() + (index - folio.index() as u64);
                 let p = if src == 0 {
                     0
                 } else {
                     src + (done << PAGE_SHIFT) as usize
                 };
-                req.post(kvm, gfn, pfn, p, order)?;
+                req.post(kvm, gfn, &folio, index, p, order)?;
                 folio.mark_uptodate();
                 counters::PREPARES.inc();
                 Ok(1u64 << order)

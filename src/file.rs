@@ -2,17 +2,17 @@
 
 //! A guest_memfd file: its state, creation and release.
 //!
-//! Lock order, outermost first:
-//! `kvm->slots_lock` → `mmap_lock` → the mapping's `invalidate_lock` → folio lock →
-//! [`Gmem::bindings`] → KVM's `mmu_lock`. The invalidate lock is taken shared by allocation,
-//! user faults and, for a file that converts, KVM's faults; and exclusively by conversion, hole punching and release; it
-//! also protects [`Gmem::shares`] (see `shareability.rs`). KVM's `is_private` takes none of
-//! these and relies on KVM's invalidation sequence instead.
+//! Locks, in the order of Documentation/rgmem.rst ("Lock order"): a release takes
+//! `kvm->slots_lock`, then the mapping's `invalidate_lock`, then [`Gmem::bindings`], under which
+//! KVM's `mmu_lock` is taken to invalidate. The invalidate lock is taken shared by allocation, user
+//! faults and, for a file that converts, KVM's faults; and exclusively by conversion, hole
+//! punching, binding and release; it also protects [`Gmem::shares`] (see `shareability.rs`).
+//! KVM's `is_private` takes none of these and relies on KVM's invalidation sequence instead.
 
 use crate::{
     allocator::{self, Allocator, PageAllocator},
-    convert, counters, fallocate, mmap,
-    range::PAGE_SHIFT,
+    convert, counters, fallocate, invalidate, mmap,
+    range::{PageRange, PAGE_SHIFT},
     share_math::Share,
     shareability::{Shareability, Steady},
 };
@@ -104,7 +104,7 @@ pub(crate) fn create(
         pin_init!(Gmem {
             ino,
             kvm: kvm.into(),
-            bindings <- Bindings::new(),
+            bindings <- Bindings::new(kvm),
             allocator: &PAGES,
             pages,
             mmap,
@@ -130,15 +130,9 @@ impl file::Operations for GmemFile {
         let slots = gmem.kvm.lock_slots();
         let _invalidate = file.mapping().invalidate_lock();
         let mut bindings = gmem.bindings.lock();
-        let mut inv = None;
-        for b in bindings.iter() {
-            gmem.kvm
-                .invalidate(&mut inv, b, b.gfn(b.start()), b.gfn(b.end()));
+        if let Some(all) = PageRange::new(0, gmem.pages) {
+            drop(invalidate::pages(&bindings, &all));
         }
-        if inv.is_some() {
-            counters::INVALIDATIONS.inc();
-        }
-        drop(inv);
         counters::BINDINGS.sub(bindings.iter().count() as u64);
         bindings.detach_all(&slots);
         counters::FILES_LIVE.dec();

@@ -5,7 +5,7 @@
 //! The folio stays in the file: what to do about the error is user space's decision. Guest
 //! mappings of it go away now, and the next private fault on it gets `EHWPOISON`.
 
-use crate::{binding_math, counters, file::Gmem, range::PageRange};
+use crate::{counters, file::Gmem, invalidate, range::PageRange};
 use kernel::{folio::Folio, fs::filemap::MfResult};
 
 /// Memory failure poisoned `folio`, which is locked and in `gmem`'s page cache.
@@ -17,18 +17,6 @@ pub(crate) fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
     };
     // Only the bindings lock is taken here: the folio lock is held, and hole punching holds the
     // invalidate lock while it takes folio locks.
-    let bindings = gmem.bindings.lock();
-    let mut inv = None;
-    for b in bindings.iter() {
-        let Some(bound) = PageRange::new(b.start(), b.end()) else {
-            continue;
-        };
-        if let Some((s, e)) = binding_math::gfns(&bound, b.slot().base_gfn(), &range) {
-            gmem.kvm.invalidate(&mut inv, b, s, e);
-        }
-    }
-    if inv.is_some() {
-        counters::INVALIDATIONS.inc();
-    }
+    drop(invalidate::pages(&gmem.bindings.lock(), &range));
     MfResult::Delayed
 }

@@ -77,6 +77,8 @@ impl kernel::Module for Rgmem {
             provider.clone(),
             show_folios_freed,
         )?;
+        // Last: once KVM knows rgmem, a file can exist, and a failed init must not leave one.
+        provider.register()?;
         pr_info!("version {} loaded\n", VERSION);
         Ok(Self {
             _shareability: shareability,

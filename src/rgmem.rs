@@ -11,6 +11,7 @@ mod fallocate;
 mod fault;
 mod file;
 mod inode;
+mod invalidate;
 mod kvm;
 mod memory_failure;
 mod mmap;

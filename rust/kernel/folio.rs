@@ -6,6 +6,7 @@
 
 use crate::{
     bindings,
+    error::{code::EINVAL, Result},
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{
@@ -163,6 +164,16 @@ impl Folio {
         return false;
     }
 
+    /// Returns the frame of file page `index`, or `EINVAL` if the folio does not cache it.
+    #[inline]
+    pub fn pfn_of(&self, index: u64) -> Result<u64> {
+        let start = self.index() as u64;
+        match index.checked_sub(start) {
+            Some(i) if i < self.nr_pages() as u64 => Ok(self.pfn() + i),
+            _ => Err(EINVAL),
+        }
+    }
+
     /// Locks the folio, sleeping until it is available.
     pub fn lock(this: ARef<Self>) -> LockedFolio {
         // SAFETY: The folio is valid, and we may sleep here.
@@ -177,6 +188,7 @@ impl Folio {
 /// # Invariants
 ///
 /// The folio lock is held by this value, and released when it is dropped.
+#[must_use = "the folio is unlocked when this is dropped"]
 pub struct LockedFolio(ARef<Folio>);
 
 impl LockedFolio {

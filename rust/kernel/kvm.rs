@@ -8,7 +8,7 @@ use crate::{
     bindings,
     types::{AlwaysRefCounted, Opaque},
 };
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 
 pub mod gmem;
 
@@ -63,21 +63,29 @@ impl Kvm {
         // SAFETY: The VM, and so its mutex, is alive by the type invariant.
         unsafe { bindings::mutex_lock(&raw mut (*self.as_ptr()).slots_lock) };
         // INVARIANT: We just took it.
-        SlotsGuard(self)
+        SlotsGuard(self, PhantomData)
     }
 
     /// Invalidates guest frames `[start, end)` of `binding`'s memslot: zaps their private
     /// mappings and flushes TLBs. Faults on them retry until `inv`, which this starts if it is
     /// `None` and extends otherwise, is dropped.
-    pub fn invalidate<'a>(
+    ///
+    /// The caller, [`gmem::BindingsGuard::invalidate`], guarantees that the memslot is this VM's
+    /// and bound; frames outside it are refused with a warning.
+    pub(crate) fn invalidate<'a>(
         &'a self,
         inv: &mut Option<Invalidation<'a>>,
         binding: &gmem::Binding,
         start: u64,
         end: u64,
     ) {
-        let slot = binding.slot().as_ptr();
+        let s = binding.slot();
+        let slot = s.as_ptr();
         if start >= end {
+            return;
+        }
+        // KVM indexes its rmaps by the frame's offset in the memslot.
+        if crate::warn_on!(start < s.base_gfn() || end > s.base_gfn() + s.npages()) {
             return;
         }
         match inv {
@@ -131,8 +139,9 @@ impl Eq for Kvm {}
 ///
 /// # Invariants
 ///
-/// The mutex of `.0` is held until this guard is dropped.
-pub struct SlotsGuard<'a>(&'a Kvm);
+/// The mutex of `.0` is held until this guard is dropped, by the task that took it.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct SlotsGuard<'a>(&'a Kvm, PhantomData<*mut ()>);
 
 impl SlotsGuard<'_> {
     /// Returns whether this guard holds the lock of `kvm`.
@@ -154,6 +163,7 @@ impl Drop for SlotsGuard<'_> {
 /// # Invariants
 ///
 /// One invalidation of `.0` is in progress, and it ends when this value is dropped.
+#[must_use = "the invalidation ends when this is dropped"]
 pub struct Invalidation<'a>(&'a Kvm);
 
 impl Drop for Invalidation<'_> {

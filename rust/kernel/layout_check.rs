@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Build-time checks that bindgen laid out C structs as the C compiler does.
+//! Build-time checks: that bindgen laid out C structs as the C compiler does, and that types
+//! tied to the current task are not `Send`.
 //!
 //! bindgen 0.73 with libclang 14 drops the alignment of an empty aligned
 //! struct: without `CONFIG_SCHEDSTATS`, `struct sched_statistics` is empty
@@ -19,4 +20,34 @@ const _: () = assert!(
 const _: () = assert!(
     offset_of!(bindings::task_struct, group_leader) == bindings::RGMEM_OFFSETOF_TASK_GROUP_LEADER,
     "bindgen's task_struct disagrees with C (enable CONFIG_SCHEDSTATS?)"
+);
+
+/// Fails the build if any of the types is `Send`.
+///
+/// Each type names a resource that belongs to the task that took it: a lock whose release
+/// lockdep checks against the acquiring task, or a descriptor of `current->files`. If a type
+/// were `Send`, both impls below would apply and the `_` could not be inferred.
+macro_rules! assert_not_send {
+    ($($t:ty),* $(,)?) => {
+        const _: fn() = || {
+            trait AmbiguousIfSend<A> {
+                fn check() {}
+            }
+            impl<T: ?Sized> AmbiguousIfSend<()> for T {}
+            struct IsSend;
+            impl<T: ?Sized + Send> AmbiguousIfSend<IsSend> for T {}
+            $(let _ = <$t as AmbiguousIfSend<_>>::check;)*
+        };
+    };
+}
+
+assert_not_send!(
+    crate::fs::file::FdReservation,
+    crate::fs::filemap::InvalidateGuard<'static>,
+    crate::fs::filemap::InvalidateSharedGuard<'static>,
+);
+#[cfg(CONFIG_KVM_GENERIC_PRIVATE_MEM)]
+assert_not_send!(
+    crate::kvm::SlotsGuard<'static>,
+    crate::kvm::gmem::BindingsGuard<'static>,
 );

@@ -88,9 +88,11 @@ struct Second {
 
 impl kernel::Module for Second {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        let provider = Registration::new(module)?;
         // Fails, and so does the load, with KVM's errno when a provider is registered.
+        provider.register()?;
         Ok(Self {
-            _provider: Registration::new(module)?,
+            _provider: provider,
         })
     }
 }

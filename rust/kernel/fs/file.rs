@@ -12,7 +12,7 @@ use crate::{
     mm::VmaNew,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
-use core::ptr::NonNull;
+use core::{marker::PhantomData, ptr::NonNull};
 
 /// An open file.
 ///
@@ -90,9 +90,13 @@ impl File {
 ///
 /// # Invariants
 ///
-/// `fd` was returned by `get_unused_fd_flags` and is neither installed nor put.
+/// `fd` was returned by `get_unused_fd_flags` for the current task's file table, and is neither
+/// installed nor put. It stays with that task: `fd_install` and `put_unused_fd` act on
+/// `current->files`.
+#[must_use = "the descriptor is given back when the reservation is dropped"]
 pub struct FdReservation {
     fd: u32,
+    _not_send: PhantomData<*mut ()>,
 }
 
 impl FdReservation {
@@ -102,7 +106,10 @@ impl FdReservation {
         let fd = unsafe { bindings::get_unused_fd_flags(flags) };
         to_result(fd)?;
         // INVARIANT: `fd` is a fresh reservation.
-        Ok(Self { fd: fd as u32 })
+        Ok(Self {
+            fd: fd as u32,
+            _not_send: PhantomData,
+        })
     }
 
     /// Installs `file` at the reserved descriptor and returns the descriptor.

@@ -12,7 +12,7 @@ use crate::{
     fs::file,
     types::{ARef, Opaque},
 };
-use core::{ops::ControlFlow, ptr::NonNull};
+use core::{marker::PhantomData, ops::ControlFlow, ptr::NonNull};
 
 /// A file's page cache.
 ///
@@ -49,7 +49,7 @@ impl Mapping {
         // SAFETY: The mapping is valid by the type invariant.
         unsafe { bindings::filemap_invalidate_lock(self.as_ptr()) };
         // INVARIANT: We just took it.
-        InvalidateGuard(self)
+        InvalidateGuard(self, PhantomData)
     }
 
     /// Takes the invalidate lock shared, excluding truncation and hole punching.
@@ -58,7 +58,7 @@ impl Mapping {
         // SAFETY: The mapping is valid by the type invariant.
         unsafe { bindings::filemap_invalidate_lock_shared(self.as_ptr()) };
         // INVARIANT: We just took it.
-        InvalidateSharedGuard(self)
+        InvalidateSharedGuard(self, PhantomData)
     }
 
     /// Returns the number of pages in the cache.
@@ -220,8 +220,19 @@ unsafe fn locked(ptr: *mut bindings::folio) -> LockedFolio {
     unsafe { LockedFolio::from_locked(folio) }
 }
 
+mod sealed {
+    /// Only the guards of this module may claim to hold an invalidate lock.
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for InvalidateGuard<'_> {}
+impl sealed::Sealed for InvalidateSharedGuard<'_> {}
+
 /// A guard of a mapping's invalidate lock, held in either mode.
-pub trait InvalidateHeld {
+///
+/// Sealed: a value of a type implementing it is proof that the lock of [`Self::mapping`] is
+/// held, which code that reads under the lock relies on for soundness.
+pub trait InvalidateHeld: sealed::Sealed {
     /// The mapping whose lock is held.
     fn mapping(&self) -> &Mapping;
 }
@@ -242,8 +253,9 @@ impl InvalidateHeld for InvalidateSharedGuard<'_> {
 ///
 /// # Invariants
 ///
-/// The lock of `.0` is held for writing until this guard is dropped.
-pub struct InvalidateGuard<'a>(&'a Mapping);
+/// The lock of `.0` is held for writing until this guard is dropped, by the task that took it.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct InvalidateGuard<'a>(&'a Mapping, PhantomData<*mut ()>);
 
 impl InvalidateGuard<'_> {
     /// Returns whether this guard holds the lock of `mapping`.
@@ -264,8 +276,9 @@ impl Drop for InvalidateGuard<'_> {
 ///
 /// # Invariants
 ///
-/// The lock of `.0` is held for reading until this guard is dropped.
-pub struct InvalidateSharedGuard<'a>(&'a Mapping);
+/// The lock of `.0` is held for reading until this guard is dropped, by the task that took it.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct InvalidateSharedGuard<'a>(&'a Mapping, PhantomData<*mut ()>);
 
 impl Drop for InvalidateSharedGuard<'_> {
     fn drop(&mut self) {

@@ -21,7 +21,7 @@ use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings, container_of,
     error::{code::*, to_result, Error, Result},
-    folio::Folio,
+    folio::{Folio, LockedFolio},
     fs::{
         anon_inode::FileType,
         file,
@@ -29,7 +29,7 @@ use crate::{
         inode, File,
     },
     ioctl,
-    kvm::{Kvm, MemorySlot, SlotsGuard},
+    kvm::{Invalidation, Kvm, MemorySlot, SlotsGuard},
     new_mutex,
     prelude::*,
     sync::{
@@ -111,43 +111,73 @@ impl NewSlot<'_> {
     }
 }
 
-/// The memslots bound to one guest_memfd file.
+/// The memslots bound to one guest_memfd file, all of them memslots of the file's VM.
 ///
 /// # Invariants
 ///
-/// Every entry satisfies the invariants of [`Binding`].
+/// Every entry satisfies the invariants of [`Binding`], and its memslot is one of `kvm`'s.
 #[pin_data]
 pub struct Bindings {
+    kvm: ARef<Kvm>,
     #[pin]
     inner: Mutex<KVec<Binding>>,
 }
 
 impl Bindings {
-    /// Creates an empty set.
-    pub fn new() -> impl PinInit<Self> {
+    /// Creates an empty set for memslots of `kvm`.
+    pub fn new(kvm: &Kvm) -> impl PinInit<Self> {
+        let kvm: ARef<Kvm> = kvm.into();
         pin_init!(Self {
+            kvm,
             inner <- new_mutex!(KVec::new(), "gmem_bindings"),
         })
     }
 
     /// Locks the set.
     pub fn lock(&self) -> BindingsGuard<'_> {
-        BindingsGuard(self.inner.lock())
+        BindingsGuard {
+            kvm: &self.kvm,
+            inner: self.inner.lock(),
+        }
     }
 }
 
-/// The locked bindings of a file.
-pub struct BindingsGuard<'a>(Guard<'a, KVec<Binding>, MutexBackend>);
+/// The locked bindings of a file; `!Send`, as the mutex guard it holds.
+#[must_use = "the lock is released when the guard is dropped"]
+pub struct BindingsGuard<'a> {
+    kvm: &'a Kvm,
+    inner: Guard<'a, KVec<Binding>, MutexBackend>,
+}
 
-impl BindingsGuard<'_> {
+impl<'a> BindingsGuard<'a> {
     /// Iterates over the bindings, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &Binding> {
-        self.0.iter()
+        self.inner.iter()
     }
 
     /// Returns whether there are no bindings.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.inner.is_empty()
+    }
+
+    /// Invalidates guest frames `[start, end)` of `binding`, one of these bindings, in their VM:
+    /// see [`Kvm::invalidate`]. A binding of another set, or frames outside its memslot, are
+    /// refused with a warning.
+    pub fn invalidate(
+        &self,
+        inv: &mut Option<Invalidation<'a>>,
+        binding: &Binding,
+        start: u64,
+        end: u64,
+    ) {
+        let ours = self
+            .inner
+            .as_ptr_range()
+            .contains(&core::ptr::from_ref(binding));
+        if crate::warn_on!(!ours) {
+            return;
+        }
+        self.kvm.invalidate(inv, binding, start, end);
     }
 
     /// Publishes the binding of `new`, which the caller has checked against the others.
@@ -156,7 +186,7 @@ impl BindingsGuard<'_> {
     pub fn insert(&mut self, new: NewSlot<'_>) -> Result {
         // INVARIANT: The slot points to the file since prepare, and KVM creates it once commit
         // succeeds, so it unbinds it before freeing it.
-        self.0
+        self.inner
             .push(
                 Binding {
                     // SAFETY: `as_ptr` of a reference is never null.
@@ -171,20 +201,24 @@ impl BindingsGuard<'_> {
 
     /// Removes the binding of `slot`, if there is one; KVM is unbinding it.
     fn remove(&mut self, slot: *mut bindings::kvm_memory_slot) {
-        let Some(i) = self.0.iter().position(|b| b.slot.as_ptr() == slot) else {
+        let Some(i) = self.inner.iter().position(|b| b.slot.as_ptr() == slot) else {
             return;
         };
-        let last = self.0.len() - 1;
-        self.0.swap(i, last);
+        let last = self.inner.len() - 1;
+        self.inner.swap(i, last);
         // SAFETY: `Binding` needs no drop, and the entry past the new length is forgotten.
-        unsafe { self.0.set_len(last) };
+        unsafe { self.inner.set_len(last) };
     }
 
     /// Detaches every binding as the file goes away: KVM then skips unbinding them.
     ///
-    /// Holding `slots_lock` keeps KVM from unbinding or freeing the memslots meanwhile.
-    pub fn detach_all(&mut self, _slots: &SlotsGuard<'_>) {
-        for b in self.0.iter() {
+    /// Holding the VM's `slots_lock` keeps KVM from unbinding or freeing the memslots meanwhile;
+    /// with another VM's, nothing is detached and a warning is reported.
+    pub fn detach_all(&mut self, slots: &SlotsGuard<'_>) {
+        if crate::warn_on!(!slots.holds(self.kvm)) {
+            return;
+        }
+        for b in self.inner.iter() {
             // SAFETY: The memslot is alive while `slots_lock` is held, and KVM reads `gmem.file`
             // with `get_file_active`, which fails for this dying file anyway.
             unsafe {
@@ -195,7 +229,7 @@ impl BindingsGuard<'_> {
             };
         }
         // SAFETY: `Binding` needs no drop; the entries are forgotten.
-        unsafe { self.0.set_len(0) };
+        unsafe { self.inner.set_len(0) };
     }
 }
 
@@ -206,13 +240,37 @@ pub trait HasBindings {
 }
 
 /// A referenced page frame handed to KVM's fault path.
+///
+/// KVM maps `1 << max_order` frames around `pfn` and releases one reference to `pfn`'s page.
+///
+/// # Invariants
+///
+/// `pfn` is a page of `folio`, and the naturally aligned block of `1 << max_order` frames that
+/// contains it lies inside `folio`. `folio` holds the reference KVM releases.
 pub struct Pfn {
-    /// Holds the reference that KVM releases.
-    pub folio: ARef<Folio>,
-    /// The page frame number.
-    pub pfn: u64,
-    /// The largest order KVM may map at this frame.
-    pub max_order: u32,
+    folio: ARef<Folio>,
+    pfn: u64,
+    max_order: u32,
+}
+
+impl Pfn {
+    /// The frame of file page `index` of `folio`, which KVM may map in blocks of up to
+    /// `1 << max_order` frames; unlocks the folio. `EINVAL` if `index` is not in the folio or
+    /// such a block would leave it.
+    pub fn new(folio: LockedFolio, index: u64, max_order: u32) -> Result<Self> {
+        let pfn = folio.pfn_of(index)?;
+        // A folio is naturally aligned in frames, so every aligned block no larger than it
+        // that contains one of its frames lies inside it.
+        if max_order > folio.order() {
+            return Err(EINVAL);
+        }
+        // INVARIANT: Checked above; the reference moves into the result.
+        Ok(Self {
+            folio: folio.unlock(),
+            pfn,
+            max_order,
+        })
+    }
 }
 
 /// The per-file data of a provider's files.
@@ -376,12 +434,25 @@ pub struct Populate {
 }
 
 impl Populate {
-    /// Makes the `1 << order` frames at `pfn` the guest's memory at `gfn`, copying from user
-    /// address `src` if it is not zero.
-    pub fn post(&self, kvm: &Kvm, gfn: u64, pfn: u64, src: usize, order: u32) -> Result {
+    /// Makes the `1 << order` frames of `folio` from file page `index` the guest's memory at
+    /// `gfn`, copying from user address `src` if it is not zero. `EINVAL` unless those frames are
+    /// an aligned block inside the folio.
+    pub fn post(
+        &self,
+        kvm: &Kvm,
+        gfn: u64,
+        folio: &LockedFolio,
+        index: u64,
+        src: usize,
+        order: u32,
+    ) -> Result {
         let Some(f) = self.f else {
             return Err(EINVAL);
         };
+        let pfn = folio.pfn_of(index)?;
+        if order > folio.order() || pfn % (1u64 << order) != 0 {
+            return Err(EINVAL);
+        }
         // SAFETY: By the type invariant `f` and `opaque` are valid; `src` is a user address,
         // which the callback accesses with the uaccess helpers.
         to_result(unsafe {
@@ -418,9 +489,8 @@ unsafe impl<P: Provider> Sync for Registration<P> {}
 unsafe impl<P: Provider> Send for Registration<P> {}
 
 impl<P: Provider> Registration<P> {
-    /// Registers `P` with KVM on behalf of `module`.
-    ///
-    /// Fails with `EBUSY` if another provider is registered.
+    /// Prepares `P`'s registration on behalf of `module`; KVM does not see it until
+    /// [`Self::register`].
     pub fn new(module: &'static ThisModule) -> Result<Arc<Self>> {
         let this = Arc::pin_init(
             pin_init!(Self {
@@ -450,11 +520,25 @@ impl<P: Provider> Registration<P> {
             }
             (*raw).capability = Some(Self::capability);
         }
-        // SAFETY: `raw` is fully initialised and outlives the registration.
-        to_result(unsafe { bindings::kvm_gmem_register_provider(raw) })?;
-        // INVARIANT: KVM may call us from now on.
-        this.registered.store(true, Ordering::Release);
         Ok(this)
+    }
+
+    /// Registers `P` with KVM: from now on KVM creates `P`'s files. The last step of a module's
+    /// init, since a file may exist as soon as this returns and then pins the module.
+    ///
+    /// Fails with `EBUSY` if another provider, or this one, is registered.
+    pub fn register(&self) -> Result {
+        if self.registered.swap(true, Ordering::AcqRel) {
+            return Err(EBUSY);
+        }
+        // SAFETY: `raw` was fully initialised by `new` and outlives the registration: `drop`
+        // unregisters it.
+        let r = to_result(unsafe { bindings::kvm_gmem_register_provider(self.raw.get()) });
+        if r.is_err() {
+            self.registered.store(false, Ordering::Release);
+        }
+        // INVARIANT: On success KVM may call us from now on, and `registered` says so.
+        r
     }
 
     /// # Safety
@@ -514,11 +598,11 @@ impl<P: Provider> Registration<P> {
     /// Called by KVM with `kvm->slots_lock` and `kvm->slots_arch_lock` held, for a new, invisible
     /// memslot that [`Self::prepare`] accepted; KVM still holds its reference to the file.
     unsafe extern "C" fn commit(
-        _kvm: *mut bindings::kvm,
+        kvm: *mut bindings::kvm,
         slot: *mut bindings::kvm_memory_slot,
     ) -> crate::ffi::c_int {
-        // SAFETY: KVM keeps the memslot alive across the call.
-        let s = unsafe { MemorySlot::from_raw(slot) };
+        // SAFETY: KVM keeps the VM and the memslot alive across the call.
+        let (kvm, s) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
         // SAFETY: `prepare` set `gmem.file` to a file of ours, which KVM holds a reference to.
         let file = unsafe { File::from_raw((*slot).gmem.file) };
         // SAFETY: As above.
@@ -534,6 +618,10 @@ impl<P: Provider> Registration<P> {
             _invalidate: &invalidate,
         };
         let mut bindings = data.bindings().lock();
+        // The set's invariant: only its VM's memslots.
+        if *bindings.kvm != *kvm {
+            return EINVAL.to_errno();
+        }
         match P::commit(data, &mut bindings, new) {
             Ok(()) => 0,
             Err(e) => {
@@ -704,15 +792,17 @@ impl<P: Provider> PinnedDrop for Registration<P> {
     }
 }
 
-/// Asks the architecture to prepare a frame for private use (`kvm_arch_gmem_prepare`).
+/// Asks the architecture to prepare `folio`, whose first page the guest sees at `gfn`, for
+/// private use (`kvm_arch_gmem_prepare`).
 ///
 /// Costs nothing where the architecture has no such hook.
 #[inline]
-pub fn arch_prepare(kvm: &Kvm, gfn: u64, pfn: u64, order: u32) -> Result {
+pub fn arch_prepare(kvm: &Kvm, gfn: u64, folio: &LockedFolio) -> Result {
     if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_PREPARE) {
         return Ok(());
     }
-    // SAFETY: The VM is alive.
+    let (pfn, order) = (folio.pfn(), folio.order());
+    // SAFETY: The VM is alive, and the frames are the locked folio's.
     to_result(unsafe { bindings::kvm_gmem_provider_prepare(kvm.as_ptr(), gfn, pfn, order as _) })
 }
 
