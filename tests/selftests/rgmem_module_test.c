@@ -91,7 +91,7 @@ TEST(open_debugfs_file_pins_module)
 	unsigned int i;
 	int fd;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(names); i++) {
 		snprintf(path, sizeof(path), "%s/%s", RGMEM_DEBUGFS, names[i]);
 		fd = open(path, O_RDONLY);
 		ASSERT_LE(0, fd) TH_LOG("open %s: %s", path, strerror(errno));
