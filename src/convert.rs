@@ -13,12 +13,10 @@
 //! only touched outside it, since faults take `mmap_lock` before it.
 
 use crate::{
-    counters,
-    fallocate::range_errno,
-    file::Gmem,
-    invalidate,
+    counters, invalidate,
     range::{PageRange, PAGE_SHIFT},
     share_math::{self, Share},
+    state::Gmem,
 };
 use core::ops::ControlFlow;
 use kernel::prelude::*;
@@ -29,6 +27,13 @@ use kernel::{
     mm,
 };
 
+/// Why preparing a conversion failed, and the first page at fault, which user space gets back
+/// in `error_offset`.
+struct Failure {
+    err: Error,
+    index: u64,
+}
+
 /// `KVM_SET_MEMORY_ATTRIBUTES2` on `file`, with its argument at user address `arg`.
 pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Result<isize> {
     // While KVM keeps attributes per VM, those are the ones its fault path reads.
@@ -36,10 +41,8 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
         return Err(ENOTTY);
     }
     let args = MemoryAttributes2::read(arg)?;
-    let to = share_math::requested(args.attributes(), args.flags(), args.reserved())
-        .map_err(|_| EINVAL)?;
-    let range = PageRange::from_bytes(args.offset(), args.size(), gmem.pages << PAGE_SHIFT)
-        .map_err(range_errno)?;
+    let to = share_math::requested(args.attributes(), args.flags(), args.reserved())?;
+    let range = PageRange::from_bytes(args.offset(), args.size(), gmem.pages << PAGE_SHIFT)?;
 
     let mapping = file.mapping();
     let mut guard = mapping.invalidate_lock();
@@ -55,9 +58,9 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
         Err(failure) => Some(failure),
     };
     drop(guard);
-    if let Some((e, index)) = failed {
+    if let Some(Failure { err, index }) = failed {
         args.report_error_offset(index << PAGE_SHIFT)?;
-        return Err(e);
+        return Err(err);
     }
     counters::CONVERSIONS.inc();
     Ok(0)
@@ -106,12 +109,12 @@ impl Plan {
         gmem: &'a Gmem,
         file: &File,
         guard: &'a mut InvalidateGuard<'_>,
-    ) -> core::result::Result<Prepared<'a>, (Error, u64)> {
+    ) -> core::result::Result<Prepared<'a>, Failure> {
         let (start, end) = (self.range.start(), self.range.end());
         let store = gmem
             .shares
             .prepare_store_locked(guard, self.store.0, self.store.1, self.to)
-            .map_err(|e| (e, start))?;
+            .map_err(|err| Failure { err, index: start })?;
         if self.to == Share::Private {
             let mapping = file.mapping();
             mapping.unmap_pages(start, end);
@@ -131,7 +134,7 @@ impl Plan {
             });
             if let Some(index) = busy {
                 // Dropping `store` releases the reservation.
-                return Err((EAGAIN, index));
+                return Err(Failure { err: EAGAIN, index });
             }
         }
         Ok(Prepared { plan: self, store })

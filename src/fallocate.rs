@@ -3,21 +3,15 @@
 //! `fallocate(2)` on a guest_memfd file: allocate a range, or punch a hole in it.
 
 use crate::{
-    allocator, counters,
-    file::Gmem,
-    invalidate,
-    range::{PageRange, RangeError, PAGE_SHIFT},
+    allocator, counters, invalidate,
+    range::{PageRange, PAGE_SHIFT},
+    state::Gmem,
 };
 use kernel::{
     fs::{file::falloc, File},
     prelude::*,
     sched,
 };
-
-/// Turns a refused range into the errno user space sees.
-pub(crate) fn range_errno(_e: RangeError) -> Error {
-    EINVAL
-}
 
 /// `fallocate(2)`: `KEEP_SIZE` is required, and `PUNCH_HOLE` the only other mode.
 pub(crate) fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i64) -> Result {
@@ -28,13 +22,12 @@ pub(crate) fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i
     let (offset, len) = (offset as u64, len as u64);
     if mode & falloc::PUNCH_HOLE != 0 {
         // As in KVM, a hole past the end of the file is already there.
-        let range = PageRange::from_bytes(offset, len, u64::MAX).map_err(range_errno)?;
+        let range = PageRange::from_bytes(offset, len, u64::MAX)?;
         if let Some(range) = PageRange::new(0, gmem.pages).and_then(|f| f.intersect(&range)) {
             punch_hole(gmem, file, &range);
         }
     } else {
-        let range =
-            PageRange::from_bytes(offset, len, gmem.pages << PAGE_SHIFT).map_err(range_errno)?;
+        let range = PageRange::from_bytes(offset, len, gmem.pages << PAGE_SHIFT)?;
         allocate(gmem, file, &range)?;
     }
     file.modified()

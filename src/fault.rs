@@ -2,7 +2,7 @@
 
 //! KVM's private faults, and launch-time population: the page frames behind guest frames.
 
-use crate::{alloc_math, allocator, counters, file::Gmem, range::PAGE_SHIFT, share_math::Share};
+use crate::{alloc_math, allocator, counters, range::PAGE_SHIFT, share_math::Share, state::Gmem};
 use kernel::{
     fs::File,
     kvm::{

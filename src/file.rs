@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! A guest_memfd file: its state, creation and release.
+//! A guest_memfd file as the VFS sees it: its creation, release and entry points.
 //!
 //! Locks, in the order of Documentation/rgmem.rst ("Lock order"): a release takes
 //! `kvm->slots_lock`, then the mapping's `invalidate_lock`, then [`Gmem::bindings`], under which
@@ -10,78 +10,25 @@
 //! KVM's `is_private` takes none of these and relies on KVM's invalidation sequence instead.
 
 use crate::{
-    allocator::{self, Allocator, PageAllocator},
+    allocator::PageAllocator,
     convert, counters, fallocate, invalidate, mmap,
     range::{PageRange, PAGE_SHIFT},
     share_math::Share,
-    shareability::{Shareability, Steady},
+    shareability::Shareability,
+    state::Gmem,
 };
 use kernel::{
     c_str,
     folio::LockedFolio,
-    fs::{anon_inode::FileType, file, filemap::Mapping, File},
+    fs::{anon_inode::FileType, file, File},
     kvm::{
-        gmem::{Bindings, HasBindings, MemoryAttributes2},
+        gmem::{Bindings, MemoryAttributes2},
         Kvm,
     },
     mm::VmaNew,
     prelude::*,
     types::ARef,
 };
-
-/// The state of one guest_memfd file.
-#[pin_data]
-pub(crate) struct Gmem {
-    /// The VM the file belongs to; the file keeps it alive.
-    pub(crate) kvm: ARef<Kvm>,
-    /// The memslots bound to the file.
-    #[pin]
-    pub(crate) bindings: Bindings,
-    /// Where the file's folios come from.
-    pub(crate) allocator: &'static dyn Allocator,
-    /// The inode number, which names the file in debugfs.
-    pub(crate) ino: u64,
-    /// The file size in pages; fixed at creation.
-    pub(crate) pages: u64,
-    /// Whether the host may map the file's shared pages.
-    pub(crate) mmap: bool,
-    /// Which pages are shared and which private.
-    #[pin]
-    pub(crate) shares: Shareability,
-}
-
-impl Gmem {
-    /// The locked folio caching file page `index`, allocated if need be, when the page is in
-    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. `steady` keeps
-    /// conversions out.
-    #[inline]
-    pub(crate) fn folio_locked(
-        &self,
-        steady: &Steady<'_>,
-        mapping: &Mapping,
-        index: u64,
-        want: Share,
-    ) -> Result<Option<LockedFolio>> {
-        if self.shares.get_steady(steady, index)? != want {
-            return Ok(None);
-        }
-        let (folio, new) =
-            allocator::get_or_alloc(self.allocator, mapping, index, self.pages, false)?;
-        if new {
-            counters::FOLIOS_ALLOCATED.inc();
-        }
-        if folio.test_hwpoison() {
-            return Err(EHWPOISON);
-        }
-        Ok(Some(folio))
-    }
-}
-
-impl HasBindings for Gmem {
-    fn bindings(&self) -> &Bindings {
-        &self.bindings
-    }
-}
 
 /// The guest_memfd file type.
 pub(crate) struct GmemFile;

@@ -2,7 +2,7 @@
 
 //! The inode of a guest_memfd file and the callbacks of its page cache.
 
-use crate::{file::Gmem, file::GmemFile, memory_failure, range::PAGE_SHIFT};
+use crate::{file::GmemFile, memory_failure, range::PAGE_SHIFT, state::Gmem};
 use kernel::{
     folio::Folio,
     fs::{

@@ -3,12 +3,11 @@
 //! The glue to KVM: rgmem as KVM's guest_memfd provider.
 
 use crate::{
-    binding_math, counters,
-    fallocate::range_errno,
-    fault,
-    file::{self, Gmem, GmemFile},
+    binding_math, counters, fault,
+    file::{self, GmemFile},
     range::{self, PageRange, PAGE_SHIFT},
     share_math::Share,
+    state::Gmem,
 };
 use kernel::{
     fs::{anon_inode::FileType, File},
@@ -42,7 +41,7 @@ impl Provider for Rgmem {
         if flags & !supported_flags() != 0 {
             return Err(EINVAL);
         }
-        let pages = range::check_file_size(size).map_err(range_errno)?;
+        let pages = range::check_file_size(size)?;
         let init = if flags & gmem::FLAG_INIT_SHARED != 0 {
             Share::Shared
         } else {
@@ -64,8 +63,7 @@ impl Provider for Rgmem {
         if *gmem.kvm != *kvm {
             return Err(EINVAL);
         }
-        let range = binding_math::bind_range(offset, slot.npages(), gmem.pages << PAGE_SHIFT)
-            .map_err(range_errno)?;
+        let range = binding_math::bind_range(offset, slot.npages(), gmem.pages << PAGE_SHIFT)?;
         Ok(range.start())
     }
 

@@ -5,7 +5,7 @@
 //! The folio stays in the file: what to do about the error is user space's decision. Guest
 //! mappings of it go away now, and the next private fault on it gets `EHWPOISON`.
 
-use crate::{counters, file::Gmem, invalidate, range::PageRange};
+use crate::{counters, invalidate, range::PageRange, state::Gmem};
 use kernel::{folio::Folio, fs::filemap::MfResult};
 
 /// Memory failure poisoned `folio`, which is locked and in `gmem`'s page cache.

@@ -5,7 +5,7 @@
 //! Only shared pages may be mapped, and only with `MAP_SHARED`: the host and the guest then see
 //! the same memory. KVM reaches shared pages the same way, by GUP of the VMM's mapping.
 
-use crate::{counters, file::Gmem, share_math::Share};
+use crate::{counters, share_math::Share, state::Gmem};
 use kernel::{folio::LockedFolio, fs::File, mm::VmaNew, prelude::*};
 
 /// `mmap(2)`: files created with `GUEST_MEMFD_FLAG_MMAP`, `MAP_SHARED` only.

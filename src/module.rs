@@ -34,7 +34,10 @@ pub(crate) struct Rgmem {
 
 /// `shareability` in debugfs: the runs of every live file.
 fn show_shareability(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
-    shareability::dump(|f| provider.for_each_file(|gmem, _| f(gmem)), w)
+    shareability::dump(
+        |f| provider.for_each_file(|gmem, _| f(gmem.ino, &gmem.shares)),
+        w,
+    )
 }
 
 fn folios_cached(provider: &Registration<kvm::Rgmem>) -> u64 {

@@ -7,6 +7,7 @@ mod allocator;
 mod binding_math;
 mod convert;
 mod counters;
+mod errno;
 mod fallocate;
 mod fault;
 mod file;
@@ -19,6 +20,7 @@ mod module;
 mod range;
 mod share_math;
 mod shareability;
+mod state;
 
 use kernel::prelude::*;
 use module::Rgmem;

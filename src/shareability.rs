@@ -14,10 +14,7 @@
 //! While KVM keeps attributes per VM (`vm_memory_attributes=1`), nothing converts: every page
 //! keeps its initial state, and readers need no lock.
 
-use crate::{
-    file::Gmem,
-    share_math::{Run, Share},
-};
+use crate::share_math::{Run, Share};
 use core::fmt::{self, Write};
 use kernel::{
     debugfs::SeqWriter,
@@ -119,12 +116,15 @@ impl Shareability {
     }
 }
 
-/// Writes the runs of every file in `files`, one per line: inode number, first page, last page
-/// (inclusive), `shared` or `private`.
-pub(crate) fn dump(files: impl FnOnce(&mut dyn FnMut(&Gmem)), w: &mut SeqWriter) -> fmt::Result {
+/// Writes the runs of every file in `files`, given by inode number and shareability, one per
+/// line: inode number, first page, last page (inclusive), `shared` or `private`.
+pub(crate) fn dump(
+    files: impl FnOnce(&mut dyn FnMut(u64, &Shareability)),
+    w: &mut SeqWriter,
+) -> fmt::Result {
     let mut r = Ok(());
-    files(&mut |gmem: &Gmem| {
-        gmem.shares.tree.for_each(|range| {
+    files(&mut |ino, shares| {
+        shares.tree.for_each(|range| {
             let state = match Share::from_value(range.value as usize) {
                 Share::Shared => "shared",
                 Share::Private => "private",
@@ -132,7 +132,7 @@ pub(crate) fn dump(files: impl FnOnce(&mut dyn FnMut(&Gmem)), w: &mut SeqWriter)
             r = r.and(writeln!(
                 w,
                 "{} {} {} {}",
-                gmem.ino, range.first, range.last, state
+                ino, range.first, range.last, state
             ));
         });
     });

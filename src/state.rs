@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of one guest_memfd file, which every operation on it reads.
+//!
+//! Imports point one way: the VFS entry points (`file.rs`) and KVM's (`kvm.rs`) call the
+//! operations (`convert.rs`, `fallocate.rs`, `fault.rs`, `mmap.rs`, `memory_failure.rs`), which
+//! use this state, which uses the kernel-free math.
+
+use crate::{
+    allocator::{self, Allocator},
+    counters,
+    share_math::Share,
+    shareability::{Shareability, Steady},
+};
+use kernel::{
+    folio::LockedFolio,
+    fs::filemap::Mapping,
+    kvm::{
+        gmem::{Bindings, HasBindings},
+        Kvm,
+    },
+    prelude::*,
+    types::ARef,
+};
+
+/// The state of one guest_memfd file.
+#[pin_data]
+pub(crate) struct Gmem {
+    /// The VM the file belongs to; the file keeps it alive.
+    pub(crate) kvm: ARef<Kvm>,
+    /// The memslots bound to the file.
+    #[pin]
+    pub(crate) bindings: Bindings,
+    /// Where the file's folios come from.
+    pub(crate) allocator: &'static dyn Allocator,
+    /// The inode number, which names the file in debugfs.
+    pub(crate) ino: u64,
+    /// The file size in pages; fixed at creation.
+    pub(crate) pages: u64,
+    /// Whether the host may map the file's shared pages.
+    pub(crate) mmap: bool,
+    /// Which pages are shared and which private.
+    #[pin]
+    pub(crate) shares: Shareability,
+}
+
+impl Gmem {
+    /// The locked folio caching file page `index`, allocated if need be, when the page is in
+    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. `steady` keeps
+    /// conversions out.
+    #[inline]
+    pub(crate) fn folio_locked(
+        &self,
+        steady: &Steady<'_>,
+        mapping: &Mapping,
+        index: u64,
+        want: Share,
+    ) -> Result<Option<LockedFolio>> {
+        if self.shares.get_steady(steady, index)? != want {
+            return Ok(None);
+        }
+        let (folio, new) =
+            allocator::get_or_alloc(self.allocator, mapping, index, self.pages, false)?;
+        if new {
+            counters::FOLIOS_ALLOCATED.inc();
+        }
+        if folio.test_hwpoison() {
+            return Err(EHWPOISON);
+        }
+        Ok(Some(folio))
+    }
+}
+
+impl HasBindings for Gmem {
+    fn bindings(&self) -> &Bindings {
+        &self.bindings
+    }
+}
