@@ -63,7 +63,7 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(counts, (5, 0, 1))
 
     def test_warning_in_dmesg_fails(self):
-        dmesg = GOOD_DMESG + "[ 6.0] WARNING: CPU: 0 PID: 1 at rust/helpers/warn.c:7\n"
+        dmesg = GOOD_DMESG + "[ 6.0] WARNING: CPU: 0 PID: 1 at rust/helpers/rgmem_warn.c:7\n"
         rc, counts, out = judge(make_run(self.dir, [("t", 0, "")], dmesg=dmesg))
         self.assertEqual(rc, 1)
         self.assertEqual(counts[1], 1)

@@ -7,9 +7,9 @@
 
 use crate::alloc_math;
 use kernel::{
-    folio::{Folio, LockedFolio},
-    fs::Mapping,
     prelude::*,
+    rgmem::folio::{Folio, LockedFolio},
+    rgmem::fs::Mapping,
     types::ARef,
 };
 

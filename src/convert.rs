@@ -21,10 +21,10 @@ use crate::{
 use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::{
-    fs::{filemap::InvalidateGuard, File},
-    kvm::gmem::{self, MemoryAttributes2},
-    maple_tree::PreparedStore,
-    mm,
+    rgmem::fs::{filemap::InvalidateGuard, File},
+    rgmem::kvm::gmem::{self, MemoryAttributes2},
+    rgmem::maple_tree::PreparedStore,
+    rgmem::mm,
 };
 
 /// Why preparing a conversion failed, and the first page at fault, which user space gets back

@@ -5,7 +5,7 @@
 //! Tests read these to prove that rgmem, not KVM's own guest_memfd, served them.
 
 use core::sync::atomic::{AtomicU64, Ordering};
-use kernel::{c_str, debugfs::Dir, fs::Mapping, str::CStr};
+use kernel::{c_str, rgmem::debugfs::Dir, rgmem::fs::Mapping, str::CStr};
 
 /// An event count, or a gauge of live objects.
 pub(crate) struct Counter(AtomicU64);

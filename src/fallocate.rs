@@ -8,9 +8,9 @@ use crate::{
     state::Gmem,
 };
 use kernel::{
-    fs::{file::falloc, File},
     prelude::*,
-    sched,
+    rgmem::fs::{file::falloc, File},
+    rgmem::sched,
 };
 
 /// `fallocate(2)`: `KEEP_SIZE` is required, and `PUNCH_HOLE` the only other mode.

@@ -4,14 +4,14 @@
 
 use crate::{alloc_math, allocator, counters, range::PAGE_SHIFT, share_math::Share, state::Gmem};
 use kernel::{
-    fs::File,
-    kvm::{
+    prelude::*,
+    rgmem::fs::File,
+    rgmem::kvm::{
         self,
         gmem::{self, Pfn, Populate},
         Kvm, MemorySlot,
     },
-    prelude::*,
-    sched,
+    rgmem::sched,
 };
 
 /// Returns the referenced frame backing `gfn` of `slot`, zeroed on first use and prepared for

@@ -19,14 +19,14 @@ use crate::{
 };
 use kernel::{
     c_str,
-    folio::LockedFolio,
-    fs::{anon_inode::FileType, file, File},
-    kvm::{
+    prelude::*,
+    rgmem::folio::LockedFolio,
+    rgmem::fs::{anon_inode::FileType, file, File},
+    rgmem::kvm::{
         gmem::{Bindings, MemoryAttributes2},
         Kvm,
     },
-    mm::VmaNew,
-    prelude::*,
+    rgmem::mm::VmaNew,
     types::ARef,
 };
 

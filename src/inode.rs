@@ -4,14 +4,14 @@
 
 use crate::{file::GmemFile, memory_failure, range::PAGE_SHIFT, state::Gmem};
 use kernel::{
-    folio::Folio,
-    fs::{
+    prelude::*,
+    rgmem::folio::Folio,
+    rgmem::fs::{
         filemap::{self, MfResult},
         inode::{self, Kstat},
         Inode,
     },
-    kvm::gmem,
-    prelude::*,
+    rgmem::kvm::gmem,
 };
 
 #[vtable]

@@ -4,7 +4,7 @@
 //! conversion, memory failure and release share, as C's `kvm_gmem_invalidate_begin()`.
 
 use crate::{binding_math, counters, range::PageRange};
-use kernel::kvm::{gmem::BindingsGuard, Invalidation};
+use kernel::rgmem::kvm::{gmem::BindingsGuard, Invalidation};
 
 /// Invalidates the guest frames that map file pages `range` in every binding, and returns the
 /// invalidation, which ends when dropped; `None` if no binding maps any of the pages.

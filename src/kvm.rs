@@ -10,13 +10,13 @@ use crate::{
     state::Gmem,
 };
 use kernel::{
-    fs::{anon_inode::FileType, File},
-    kvm::{
+    prelude::*,
+    rgmem::fs::{anon_inode::FileType, File},
+    rgmem::kvm::{
         self,
         gmem::{self, BindingsGuard, Capability, NewSlot, Pfn, Populate, Provider},
         Kvm, MemorySlot,
     },
-    prelude::*,
     types::ARef,
 };
 

@@ -6,7 +6,7 @@
 //! mappings of it go away now, and the next private fault on it gets `EHWPOISON`.
 
 use crate::{counters, invalidate, range::PageRange, state::Gmem};
-use kernel::{folio::Folio, fs::filemap::MfResult};
+use kernel::{rgmem::folio::Folio, rgmem::fs::filemap::MfResult};
 
 /// Memory failure poisoned `folio`, which is locked and in `gmem`'s page cache.
 pub(crate) fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {

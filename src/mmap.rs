@@ -6,7 +6,7 @@
 //! the same memory. KVM reaches shared pages the same way, by GUP of the VMM's mapping.
 
 use crate::{counters, share_math::Share, state::Gmem};
-use kernel::{folio::LockedFolio, fs::File, mm::VmaNew, prelude::*};
+use kernel::{prelude::*, rgmem::folio::LockedFolio, rgmem::fs::File, rgmem::mm::VmaNew};
 
 /// `mmap(2)`: files created with `GUEST_MEMFD_FLAG_MMAP`, `MAP_SHARED` only.
 pub(crate) fn mmap(gmem: &Gmem, vma: &VmaNew) -> Result {

@@ -6,9 +6,9 @@ use crate::{counters, kvm, shareability};
 use core::fmt::Write;
 use kernel::{
     c_str,
-    debugfs::{self, SeqWriter, ShowFile, ShowFops},
-    kvm::gmem::Registration,
     prelude::*,
+    rgmem::debugfs::{self, SeqWriter, ShowFile, ShowFops},
+    rgmem::kvm::gmem::Registration,
     sync::Arc,
 };
 

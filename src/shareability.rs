@@ -17,10 +17,10 @@
 use crate::share_math::{Run, Share};
 use core::fmt::{self, Write};
 use kernel::{
-    debugfs::SeqWriter,
-    fs::filemap::{InvalidateGuard, InvalidateHeld, InvalidateSharedGuard, Mapping},
-    maple_tree::{PreparedStore, Range, RangeTree},
     prelude::*,
+    rgmem::debugfs::SeqWriter,
+    rgmem::fs::filemap::{InvalidateGuard, InvalidateHeld, InvalidateSharedGuard, Mapping},
+    rgmem::maple_tree::{PreparedStore, Range, RangeTree},
 };
 
 /// The shareability of a file's pages.

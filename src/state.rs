@@ -13,13 +13,13 @@ use crate::{
     shareability::{Shareability, Steady},
 };
 use kernel::{
-    folio::LockedFolio,
-    fs::filemap::Mapping,
-    kvm::{
+    prelude::*,
+    rgmem::folio::LockedFolio,
+    rgmem::fs::filemap::Mapping,
+    rgmem::kvm::{
         gmem::{Bindings, HasBindings},
         Kvm,
     },
-    prelude::*,
     types::ARef,
 };
 

@@ -4,12 +4,12 @@
 //! KVM refuses a provider while another one is registered, in either order.
 
 use kernel::{
-    fs::{anon_inode::FileType, file, filemap, inode, File},
-    kvm::{
+    prelude::*,
+    rgmem::fs::{anon_inode::FileType, file, filemap, inode, File},
+    rgmem::kvm::{
         gmem::{Bindings, BindingsGuard, Data, HasBindings, NewSlot, Pfn, Provider, Registration},
         Kvm, MemorySlot,
     },
-    prelude::*,
     sync::Arc,
     types::ARef,
 };

@@ -42,12 +42,12 @@ macro_rules! assert_not_send {
 }
 
 assert_not_send!(
-    crate::fs::file::FdReservation,
-    crate::fs::filemap::InvalidateGuard<'static>,
-    crate::fs::filemap::InvalidateSharedGuard<'static>,
+    crate::rgmem::fs::file::FdReservation,
+    crate::rgmem::fs::filemap::InvalidateGuard<'static>,
+    crate::rgmem::fs::filemap::InvalidateSharedGuard<'static>,
 );
 #[cfg(CONFIG_KVM_GENERIC_PRIVATE_MEM)]
 assert_not_send!(
-    crate::kvm::SlotsGuard<'static>,
-    crate::kvm::gmem::BindingsGuard<'static>,
+    crate::rgmem::kvm::SlotsGuard<'static>,
+    crate::rgmem::kvm::gmem::BindingsGuard<'static>,
 );

@@ -8,8 +8,8 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
-    folio::{Folio, LockedFolio},
-    fs::file,
+    rgmem::folio::{Folio, LockedFolio},
+    rgmem::fs::file,
     types::{ARef, Opaque},
 };
 use core::{marker::PhantomData, ops::ControlFlow, ptr::NonNull};

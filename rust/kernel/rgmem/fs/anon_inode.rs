@@ -7,10 +7,10 @@
 use crate::{
     bindings, container_of,
     error::{from_err_ptr, Error, Result},
-    fs::{file, filemap, filemap::Mapping, inode, File},
-    mm::VmaNew,
     new_mutex,
     prelude::*,
+    rgmem::fs::{file, filemap, filemap::Mapping, inode, File},
+    rgmem::mm::VmaNew,
     str::CStr,
     sync::{Arc, Mutex},
     types::{ARef, ForeignOwnable, Opaque},

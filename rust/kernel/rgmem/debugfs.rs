@@ -25,7 +25,7 @@ use core::{fmt, marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU64};
 /// # Examples
 ///
 /// ```
-/// use kernel::{c_str, debugfs::Dir};
+/// use kernel::{c_str, rgmem::debugfs::Dir};
 ///
 /// let dir = Dir::new(c_str!("rgmem-doctest"))?;
 /// drop(dir);
@@ -69,7 +69,7 @@ impl Dir {
     ///
     /// ```
     /// use core::sync::atomic::{AtomicU64, Ordering};
-    /// use kernel::{c_str, debugfs::Dir};
+    /// use kernel::{c_str, rgmem::debugfs::Dir};
     ///
     /// static HITS: AtomicU64 = AtomicU64::new(0);
     /// let dir = Dir::new(c_str!("rgmem-doctest-counter"))?;
@@ -175,7 +175,7 @@ impl<D: Send + Sync + 'static> ShowFile<D> {
     ///
     /// ```ignore
     /// use core::fmt::Write;
-    /// use kernel::{c_str, debugfs::{Dir, ShowFile, ShowFops}, sync::Arc};
+    /// use kernel::{c_str, rgmem::debugfs::{Dir, ShowFile, ShowFops}, sync::Arc};
     ///
     /// static FOPS: ShowFops<u32> = ShowFops::new(&THIS_MODULE);
     ///

@@ -7,9 +7,9 @@
 use crate::{
     bindings,
     error::{code::*, to_result, Result},
-    folio::LockedFolio,
-    fs::{Inode, Mapping},
-    mm::VmaNew,
+    rgmem::folio::LockedFolio,
+    rgmem::fs::{Inode, Mapping},
+    rgmem::mm::VmaNew,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{marker::PhantomData, ptr::NonNull};

@@ -35,7 +35,7 @@ macro_rules! warn_on {
     ($cond:expr) => {{
         let cond: bool = $cond;
         if cond {
-            $crate::warn::warn_at($crate::c_str!(::core::file!()), ::core::line!());
+            $crate::rgmem::warn::warn_at($crate::c_str!(::core::file!()), ::core::line!());
         }
         cond
     }};

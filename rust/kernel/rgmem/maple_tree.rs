@@ -7,9 +7,9 @@
 use crate::{
     bindings,
     error::{to_result, Result},
-    fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
     new_spinlock,
     prelude::*,
+    rgmem::fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
     sync::SpinLock,
     types::Opaque,
 };

@@ -7,7 +7,7 @@
 use crate::{
     bindings,
     error::{code::*, Result},
-    fs::Mapping,
+    rgmem::fs::Mapping,
     types::Opaque,
 };
 

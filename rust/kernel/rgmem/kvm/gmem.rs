@@ -21,17 +21,16 @@ use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings, container_of,
     error::{code::*, to_result, Error, Result},
-    folio::{Folio, LockedFolio},
-    fs::{
+    ioctl, new_mutex,
+    prelude::*,
+    rgmem::folio::{Folio, LockedFolio},
+    rgmem::fs::{
         anon_inode::FileType,
         file,
         filemap::{self, InvalidateGuard},
         inode, File,
     },
-    ioctl,
-    kvm::{Invalidation, Kvm, MemorySlot, SlotsGuard},
-    new_mutex,
-    prelude::*,
+    rgmem::kvm::{Invalidation, Kvm, MemorySlot, SlotsGuard},
     sync::{
         lock::{mutex::MutexBackend, Guard},
         Arc, Mutex,
@@ -577,7 +576,7 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM keeps the VM and the memslot alive across the call.
         let (kvm, s) = unsafe { (Kvm::from_raw(kvm), MemorySlot::from_raw(slot)) };
         // SAFETY: KVM checked that the file is one of ours, and holds a reference to it.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         match P::prepare(data, kvm, s, offset) {
             Ok(start) => {
                 // SAFETY: The memslot is not yet visible to KVM's readers, so plain writes
@@ -606,7 +605,7 @@ impl<P: Provider> Registration<P> {
         // SAFETY: `prepare` set `gmem.file` to a file of ours, which KVM holds a reference to.
         let file = unsafe { File::from_raw((*slot).gmem.file) };
         // SAFETY: As above.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file.as_ptr()) };
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file.as_ptr()) };
         let invalidate = file.mapping().invalidate_lock();
         let start = s.gmem_pgoff();
         // INVARIANT: `prepare` set `gmem.file` and `gmem.pgoff`, and the lock is held for `new`'s
@@ -644,7 +643,7 @@ impl<P: Provider> Registration<P> {
         // data are alive until then, even if the file is being released.
         let (data, mapping) = unsafe {
             (
-                crate::fs::anon_inode::data_of_file::<P::File>(file),
+                crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file),
                 filemap::Mapping::from_raw((*file).f_mapping),
             )
         };
@@ -680,7 +679,7 @@ impl<P: Provider> Registration<P> {
             return EFAULT.to_errno();
         }
         // SAFETY: The file is one of ours and referenced.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         match P::get_pfn(data, kvm, s, f, gfn) {
             Ok(p) => {
                 // SAFETY: KVM passes a valid `pfn`; `max_order` may be null.
@@ -718,7 +717,7 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM keeps the memslot alive across the call.
         let s = unsafe { MemorySlot::from_raw(slot) };
         // SAFETY: The file is one of ours and referenced.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         P::is_private(data, s, gfn)
     }
 
@@ -766,7 +765,7 @@ impl<P: Provider> Registration<P> {
             )
         };
         // SAFETY: The file is one of ours and referenced.
-        let data = unsafe { crate::fs::anon_inode::data_of_file::<P::File>(file) };
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         // INVARIANT: Both come from KVM's caller, valid for this call.
         let req = Populate {
             gfn,
