@@ -21,7 +21,7 @@ use kernel::{
     c_str,
     prelude::*,
     rgmem::folio::LockedFolio,
-    rgmem::fs::{anon_inode::FileType, file, File},
+    rgmem::fs::{anon_inode::FileType, file, file::ReleasedFile, File},
     rgmem::kvm::{
         gmem::{Bindings, MemoryAttributes2},
         Kvm,
@@ -71,7 +71,7 @@ pub(crate) fn create(
 impl file::Operations for GmemFile {
     type Data = Gmem;
 
-    fn release(gmem: &Gmem, file: &File) {
+    fn release(gmem: &Gmem, file: &ReleasedFile) {
         // No new binding can appear (the file is dead), and holding slots_lock keeps KVM from
         // unbinding or freeing the bound memslots while they are detached.
         let slots = gmem.kvm.lock_slots();

@@ -5,7 +5,7 @@
 use crate::{file::GmemFile, memory_failure, range::PAGE_SHIFT, state::Gmem};
 use kernel::{
     prelude::*,
-    rgmem::folio::Folio,
+    rgmem::folio::{Folio, FreedFolio},
     rgmem::fs::{
         filemap::{self, MfResult},
         inode::{self, Kstat},
@@ -30,7 +30,7 @@ impl filemap::Operations for GmemFile {
     // the architecture has memory to take back.
     const HAS_FREE_FOLIO: bool = gmem::HAS_ARCH_INVALIDATE;
 
-    fn free_folio(folio: &Folio) {
+    fn free_folio(folio: &FreedFolio) {
         gmem::arch_invalidate(folio);
     }
 

@@ -183,6 +183,66 @@ impl Folio {
     }
 }
 
+/// A folio the page cache is freeing: its refcount may be zero, so it cannot be referenced, but it
+/// stays allocated while the reference lives.
+///
+/// # Invariants
+///
+/// The folio is allocated, and no one else changes its size, for the lifetime of the reference.
+#[repr(transparent)]
+pub struct FreedFolio(Opaque<bindings::folio>);
+
+impl FreedFolio {
+    /// # Safety
+    ///
+    /// `ptr` must be a folio that stays allocated, at its size, for `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::folio) -> &'a Self {
+        // SAFETY: `FreedFolio` is a transparent wrapper, and the caller keeps it allocated.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the page frame number of the first page.
+    #[inline]
+    pub fn pfn(&self) -> u64 {
+        // SAFETY: The folio is allocated by the type invariant.
+        unsafe { bindings::folio_pfn(self.0.get()) as u64 }
+    }
+
+    /// Returns the number of pages.
+    #[inline]
+    pub fn nr_pages(&self) -> usize {
+        // SAFETY: As above, and its size does not change meanwhile.
+        1 << unsafe { bindings::folio_order(self.0.get()) }
+    }
+}
+
+/// The frames of a folio that the caller holds or that is being freed.
+pub trait Frames: sealed::Sealed {
+    /// The first page frame number, and the number of pages.
+    fn frames(&self) -> (u64, usize);
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Folio {}
+    impl Sealed for super::FreedFolio {}
+}
+
+impl Frames for Folio {
+    #[inline]
+    fn frames(&self) -> (u64, usize) {
+        (self.pfn(), self.nr_pages())
+    }
+}
+
+impl Frames for FreedFolio {
+    #[inline]
+    fn frames(&self) -> (u64, usize) {
+        (self.pfn(), self.nr_pages())
+    }
+}
+
 /// A referenced folio that this owner has locked.
 ///
 /// # Invariants

@@ -9,7 +9,7 @@ use crate::{
     error::{from_err_ptr, Error, Result},
     new_mutex,
     prelude::*,
-    rgmem::fs::{file, filemap, filemap::Mapping, inode, File},
+    rgmem::fs::{file, file::ReleasedFile, filemap, filemap::Mapping, inode, File},
     rgmem::mm::VmaNew,
     str::CStr,
     sync::{Arc, Mutex},
@@ -174,9 +174,11 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
         }
     }
 
-    /// Returns the data of `file` if it is a file of this type.
+    /// Returns the data of `file` if it is a file of this type whose data is attached (not yet
+    /// inside [`Self::create`]'s `init`).
     pub fn data<'a>(&self, file: &'a File) -> Option<&'a T::Data> {
-        if !file.has_ops(self.fops.get()) {
+        // SAFETY: The file is live; `private_data` is only written before the file is shared.
+        if !file.has_ops(self.fops.get()) || unsafe { (*file.as_ptr()).private_data }.is_null() {
             return None;
         }
         // SAFETY: By the type invariant, the private data of a file of this type is an
@@ -221,8 +223,8 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FopsVTable<T
         inode: *mut bindings::inode,
         file: *mut bindings::file,
     ) -> crate::ffi::c_int {
-        // SAFETY: The file is live until we return.
-        let f = unsafe { File::from_raw(file) };
+        // SAFETY: The file is in its release until we return.
+        let f = unsafe { ReleasedFile::from_raw(file) };
         // SAFETY: As above.
         if unsafe { (*file).private_data }.is_null() {
             // `create` failed before attaching the data: nothing was ever cached.

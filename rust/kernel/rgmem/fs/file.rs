@@ -86,6 +86,33 @@ impl File {
     }
 }
 
+/// A file being released: its last reference is gone, so it cannot be referenced again, but its
+/// inode and page cache are alive until `release` returns.
+///
+/// # Invariants
+///
+/// The file is in its `release`, and stays allocated for the lifetime of the reference.
+#[repr(transparent)]
+pub struct ReleasedFile(Opaque<bindings::file>);
+
+impl ReleasedFile {
+    /// # Safety
+    ///
+    /// `ptr` must be a file in its `release`, which outlives `'a`.
+    #[inline]
+    pub(crate) unsafe fn from_raw<'a>(ptr: *mut bindings::file) -> &'a Self {
+        // SAFETY: `ReleasedFile` is a transparent wrapper, and the caller keeps the file alive.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// Returns the page cache the file read and wrote through.
+    #[inline]
+    pub fn mapping(&self) -> &Mapping {
+        // SAFETY: `f_mapping` lives until the release is over, by the type invariant.
+        unsafe { Mapping::from_raw((*self.0.get()).f_mapping) }
+    }
+}
+
 /// A reserved, not yet installed, file descriptor.
 ///
 /// # Invariants
@@ -140,7 +167,7 @@ pub trait Operations: Sized + 'static {
     type Data: Send + Sync;
 
     /// Called once when the last reference to the file goes away.
-    fn release(_data: &Self::Data, _file: &File) {}
+    fn release(_data: &Self::Data, _file: &ReleasedFile) {}
 
     /// `fallocate(2)`.
     fn fallocate(_data: &Self::Data, _file: &File, _mode: i32, _offset: i64, _len: i64) -> Result {

@@ -8,7 +8,7 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
-    rgmem::folio::{Folio, LockedFolio},
+    rgmem::folio::{Folio, FreedFolio, LockedFolio},
     rgmem::fs::file,
     types::{ARef, Opaque},
 };
@@ -304,7 +304,7 @@ pub trait Operations: file::Operations {
     ///
     /// Called for every folio the page cache frees, so it is installed only when implemented; an
     /// implementation may also set `HAS_FREE_FOLIO` itself, to install it only where it has work.
-    fn free_folio(_folio: &Folio) {}
+    fn free_folio(_folio: &FreedFolio) {}
 
     /// Memory failure poisoned `folio`, which is locked and still in the cache.
     fn error_remove_folio(_data: &Self::Data, _folio: &Folio) -> MfResult {
@@ -325,8 +325,9 @@ impl<T: Operations> OperationsVTable<T> {
     ///
     /// Called by the page cache with a folio it no longer holds.
     unsafe extern "C" fn free_folio(folio: *mut bindings::folio) {
-        // SAFETY: The folio stays allocated for the duration of the callback.
-        T::free_folio(unsafe { Folio::from_raw(folio) });
+        // SAFETY: The folio stays allocated for the duration of the callback; its refcount may be
+        // zero, which `FreedFolio` allows.
+        T::free_folio(unsafe { FreedFolio::from_raw(folio) });
     }
 
     /// # Safety

@@ -23,7 +23,7 @@ use crate::{
     error::{code::*, to_result, Error, Result},
     ioctl, new_mutex,
     prelude::*,
-    rgmem::folio::{Folio, LockedFolio},
+    rgmem::folio::{Folio, Frames, LockedFolio},
     rgmem::fs::{
         anon_inode::FileType,
         file,
@@ -813,11 +813,11 @@ pub const HAS_ARCH_INVALIDATE: bool = cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE)
 ///
 /// Costs nothing where the architecture has no such hook.
 #[inline]
-pub fn arch_invalidate(folio: &Folio) {
+pub fn arch_invalidate(folio: &impl Frames) {
     if !cfg!(CONFIG_HAVE_KVM_ARCH_GMEM_INVALIDATE) {
         return;
     }
-    let start = folio.pfn();
-    // SAFETY: No preconditions; the frames are the caller's.
-    unsafe { bindings::kvm_gmem_provider_free(start, start + folio.nr_pages() as u64) }
+    let (start, n) = folio.frames();
+    // SAFETY: No preconditions; the frames are the caller's folio's.
+    unsafe { bindings::kvm_gmem_provider_free(start, start + n as u64) }
 }
