@@ -8,23 +8,22 @@
 use crate::alloc_math;
 use kernel::{
     prelude::*,
-    rgmem::folio::{Folio, LockedFolio},
-    rgmem::fs::Mapping,
-    types::ARef,
+    rgmem::folio::LockedFolio,
+    rgmem::fs::{filemap::NewFolio, Mapping},
 };
 
 /// A source of folios for a file's page cache.
 pub(crate) trait Allocator: Send + Sync {
     /// Allocates a folio to cache file page `index` of a file of `file_pages` pages. Returns it
     /// with the index of its first page.
-    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(ARef<Folio>, u64)>;
+    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(NewFolio, u64)>;
 }
 
 /// Base pages from the page allocator, with the mapping's GFP mask.
 pub(crate) struct PageAllocator;
 
 impl Allocator for PageAllocator {
-    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(ARef<Folio>, u64)> {
+    fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(NewFolio, u64)> {
         let (order, start) = alloc_math::fit(index, 0, file_pages);
         Ok((mapping.alloc_folio(order)?, start))
     }

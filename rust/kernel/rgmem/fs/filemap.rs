@@ -97,30 +97,32 @@ impl Mapping {
 
     /// Allocates a folio of `order` with the mapping's GFP mask.
     #[inline]
-    pub fn alloc_folio(&self, order: u32) -> Result<ARef<Folio>> {
+    pub fn alloc_folio(&self, order: u32) -> Result<NewFolio> {
         let gfp = self.gfp_mask();
         // SAFETY: No preconditions.
         let ptr = unsafe { bindings::filemap_alloc_folio(gfp, order) };
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        // INVARIANT: Just allocated: unlocked, in no mapping, and ours alone.
         // SAFETY: The allocation returned one reference, which we own.
-        Ok(unsafe { Folio::from_owned_raw(ptr) })
+        Ok(NewFolio(unsafe { Folio::from_owned_raw(ptr) }))
     }
 
     /// Inserts a new folio at page `index` and returns it locked.
     ///
-    /// Fails with `EEXIST` if another folio already caches part of the range.
+    /// Fails with `EEXIST` if another folio already caches part of the range; the folio is then
+    /// freed.
     #[inline]
-    pub fn add_folio(&self, folio: ARef<Folio>, index: usize) -> Result<LockedFolio> {
-        let (gfp, new) = (self.gfp_mask(), folio.as_ptr());
-        // SAFETY: `folio` is a fresh, unlocked folio that no mapping holds yet; on success it is
-        // returned locked and the page cache takes its own references.
+    pub fn add_folio(&self, folio: NewFolio, index: usize) -> Result<LockedFolio> {
+        let (gfp, new) = (self.gfp_mask(), folio.0.as_ptr());
+        // SAFETY: By `NewFolio`'s invariant the folio is unlocked, in no mapping, and no one else
+        // holds it; on success it is returned locked and the page cache takes its own references.
         let r = unsafe { bindings::filemap_add_folio(self.as_ptr(), new, index as _, gfp) };
         // Tested here, as `to_result()` is a call on every fault.
         if r != 0 {
             return Err(Error::from_errno(r));
         }
         // SAFETY: `filemap_add_folio` locked the folio on success.
-        Ok(unsafe { LockedFolio::from_locked(folio) })
+        Ok(unsafe { LockedFolio::from_locked(folio.0) })
     }
 
     /// Unmaps pages `start..end` from every process that maps them; the next access faults.
@@ -176,6 +178,13 @@ impl Mapping {
         unsafe { bindings::truncate_inode_pages_range(self.as_ptr(), start as _, (end - 1) as _) };
     }
 }
+
+/// A folio fresh from [`Mapping::alloc_folio`], which only [`Mapping::add_folio`] takes.
+///
+/// # Invariants
+///
+/// The folio is unlocked, in no mapping, and `.0` is its only reference.
+pub struct NewFolio(ARef<Folio>);
 
 /// A folio found in a page cache by [`Mapping::for_each_folio`], which holds one reference to it
 /// for the duration of the call.
