@@ -21,6 +21,7 @@ use crate::{
 use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::{
+    rgmem::folio::Folio,
     rgmem::fs::{filemap::InvalidateGuard, File},
     rgmem::kvm::gmem::{self, MemoryAttributes2},
     rgmem::maple_tree::PreparedStore,
@@ -156,6 +157,7 @@ impl Prepared<'_> {
             // The architecture takes back what it gave the guest, before the host may touch it.
             file.mapping().for_each_folio(start, end, |folio| {
                 if gmem.shares.get(folio.index() as u64) == Share::Private {
+                    let folio: &Folio = folio;
                     gmem::arch_invalidate(folio);
                 }
                 ControlFlow::<()>::Continue(())
