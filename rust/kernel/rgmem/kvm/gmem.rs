@@ -20,7 +20,7 @@
 use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings, container_of,
-    error::{code::*, to_result, Error, Result},
+    error::{to_result, Error, Result},
     ioctl, new_mutex,
     prelude::*,
     rgmem::folio::{Folio, Frames, LockedFolio},
