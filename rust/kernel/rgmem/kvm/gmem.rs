@@ -579,9 +579,9 @@ impl<P: Provider> Registration<P> {
         let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         match P::prepare(data, kvm, s, offset) {
             Ok(start) => {
-                // SAFETY: The memslot is not yet visible to KVM's readers, so plain writes
-                // suffice. KVM keeps its reference to the file until the memslot exists or has
-                // failed to; after that the binding, or release, keeps `gmem.file` right.
+                // The binding, or the file's release, keeps `gmem.file` right from now on.
+                // SAFETY: The memslot is invisible to KVM's readers, so plain writes suffice,
+                // and KVM holds the file until the memslot exists or has failed to.
                 unsafe {
                     (*slot).gmem.file = file;
                     (*slot).gmem.pgoff = start as _;
@@ -638,9 +638,9 @@ impl<P: Provider> Registration<P> {
         // SAFETY: The memslot is alive across the call.
         let s = unsafe { MemorySlot::from_raw(slot) };
         let file = s.gmem_file();
-        // SAFETY: `gmem.file` is set, so the file's release has not detached the bindings, and it
-        // cannot start doing so while the caller holds `slots_lock`: the file, its inode and its
-        // data are alive until then, even if the file is being released.
+        // Release detaches the bindings under `slots_lock`, which the caller holds.
+        // SAFETY: `gmem.file` is set, so release has not detached them and cannot meanwhile: the
+        // file, its inode and its data stay alive, even if the file is being released.
         let (data, mapping) = unsafe {
             (
                 crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file),
