@@ -7,7 +7,8 @@
 //! KVM's `mmu_lock` is taken to invalidate. The invalidate lock is taken shared by allocation, user
 //! faults and, for a file that converts, KVM's faults; and exclusively by conversion, hole
 //! punching, binding and release; it also protects [`Gmem::shares`] (see `shareability.rs`).
-//! KVM's `is_private` takes none of these and relies on KVM's invalidation sequence instead.
+//! KVM's `is_private` and `is_uniform` take none of these and rely on KVM's invalidation sequence
+//! instead.
 
 use crate::{
     allocator::PageAllocator,

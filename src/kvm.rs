@@ -106,6 +106,15 @@ impl Provider for Rgmem {
         gmem.shares.get(index) == Share::Private
     }
 
+    fn is_uniform(gmem: &Gmem, slot: &MemorySlot, start: u64, end: u64) -> bool {
+        // KVM asks only within the slot; anything else must not map huge.
+        if start < slot.base_gfn() || end > slot.base_gfn() + slot.npages() {
+            return false;
+        }
+        let index = start - slot.base_gfn() + slot.gmem_pgoff();
+        gmem.shares.is_uniform(index, index + (end - start))
+    }
+
     fn capability(_kvm: Option<&Kvm>, cap: Capability) -> u64 {
         match cap {
             Capability::Flags => supported_flags(),

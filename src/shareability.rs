@@ -6,9 +6,9 @@
 //!
 //! Locking: the tree is written only under the mapping's invalidate lock held exclusively
 //! (creation, conversion). User faults and KVM's `get_pfn` read it under the lock held shared;
-//! KVM's `is_private`, which may run under `mmu_lock`, reads one page under the tree's own
-//! spinlock and relies on KVM's invalidation sequence, which conversion bumps around its store,
-//! to retry a stale answer.
+//! KVM's `is_private` and `is_uniform`, which may run under `mmu_lock`, read one run under the
+//! tree's own spinlock and rely on KVM's invalidation sequence, which conversion bumps around its
+//! store, to retry a stale answer.
 //! Punch-hole and truncation keep the states.
 //!
 //! While KVM keeps attributes per VM (`vm_memory_attributes=1`), nothing converts: every page
@@ -77,6 +77,12 @@ impl Shareability {
         self.tree
             .load(index)
             .map_or(Share::Private, |v| Share::from_value(v as usize))
+    }
+
+    /// Whether pages `start..end` all have one state, from any context. Runs are maximal, so
+    /// that is whether the run holding `start` reaches `end`.
+    pub(crate) fn is_uniform(&self, start: u64, end: u64) -> bool {
+        self.fixed.is_some() || end <= start || self.tree.extent(start).1 >= end - 1
     }
 
     /// As [`Shareability::get`], for a reader that keeps states steady: cheaper, as writers are

@@ -124,6 +124,21 @@ impl RangeTree {
         from_entry(unsafe { bindings::mtree_load(self.as_ptr(), index as _) })
     }
 
+    /// Returns the first and last index of the range, stored or empty, that holds `index`;
+    /// callable from any context that may take a spinlock.
+    pub fn extent(&self, index: u64) -> (u64, u64) {
+        let _readers = self.readers.lock();
+        let mut mas = ma_state(self.as_ptr(), index, index);
+        // SAFETY: Paired with the unlock below; lockdep wants RCU or the tree's lock for a walk.
+        unsafe { bindings::rcu_read_lock() };
+        // SAFETY: The tree is initialised and no write changes it while `readers` is held.
+        unsafe { bindings::mas_walk(&mut mas) };
+        // SAFETY: Taken above.
+        unsafe { bindings::rcu_read_unlock() };
+        // The walk widens `index..=index` to the range holding `index`.
+        (mas.index as u64, mas.last as u64)
+    }
+
     /// Iterates over the stored ranges that overlap `first..=last`, in order. The first and last
     /// ranges are whole, so they may extend beyond `first..=last`.
     pub fn ranges<'a, H: InvalidateHeld>(

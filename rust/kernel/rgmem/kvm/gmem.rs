@@ -326,6 +326,13 @@ pub trait Provider: Sized + 'static {
         true
     }
 
+    /// Whether gfns `start..end` of `slot` are all private or all shared, when KVM's
+    /// `vm_memory_attributes` is 0; KVM maps no huge page across a change of attribute. KVM may
+    /// hold `mmu_lock`: this must not sleep.
+    fn is_uniform(_data: &Data<Self>, _slot: &MemorySlot, _start: u64, _end: u64) -> bool {
+        true
+    }
+
     /// The value of the guest_memfd capability `cap`, for `kvm` or, if `None`, for `/dev/kvm`.
     /// Runs under `rcu_read_lock()`.
     fn capability(_kvm: Option<&Kvm>, _cap: Capability) -> u64 {
@@ -516,6 +523,9 @@ impl<P: Provider> Registration<P> {
             }
             if P::HAS_IS_PRIVATE {
                 (*raw).is_private = Some(Self::is_private);
+            }
+            if P::HAS_IS_UNIFORM {
+                (*raw).is_uniform = Some(Self::is_uniform);
             }
             (*raw).capability = Some(Self::capability);
         }
@@ -719,6 +729,22 @@ impl<P: Provider> Registration<P> {
         // SAFETY: The file is one of ours and referenced.
         let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
         P::is_private(data, s, gfn)
+    }
+
+    /// # Safety
+    ///
+    /// Called by KVM with `kvm->srcu` held and `file`, one of ours, referenced.
+    unsafe extern "C" fn is_uniform(
+        slot: *const bindings::kvm_memory_slot,
+        file: *mut bindings::file,
+        start: bindings::gfn_t,
+        end: bindings::gfn_t,
+    ) -> bool {
+        // SAFETY: KVM keeps the memslot alive across the call; `MemorySlot` only reads it.
+        let s = unsafe { MemorySlot::from_raw(slot.cast_mut()) };
+        // SAFETY: The file is one of ours and referenced.
+        let data = unsafe { crate::rgmem::fs::anon_inode::data_of_file::<P::File>(file) };
+        P::is_uniform(data, s, start, end)
     }
 
     /// # Safety
