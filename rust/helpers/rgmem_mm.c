@@ -5,6 +5,7 @@
 #include <linux/pagemap.h>
 #include <linux/pagevec.h>
 #include <linux/rcupdate.h>
+#include <linux/uaccess.h>
 
 void rust_helper_mt_init_flags(struct maple_tree *mt, unsigned int flags)
 {
@@ -45,4 +46,19 @@ void rust_helper_rcu_read_lock(void)
 void rust_helper_rcu_read_unlock(void)
 {
 	rcu_read_unlock();
+}
+
+void rust_helper_rgmem_pagefault_disable(void)
+{
+	pagefault_disable();
+}
+
+void rust_helper_rgmem_pagefault_enable(void)
+{
+	pagefault_enable();
+}
+
+struct page *rust_helper_rgmem_pfn_to_page(unsigned long pfn)
+{
+	return pfn_to_page(pfn);
 }

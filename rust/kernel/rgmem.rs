@@ -16,4 +16,5 @@ mod layout_check;
 pub mod maple_tree;
 pub mod mm;
 pub mod sched;
+pub mod uaccess;
 pub mod warn;

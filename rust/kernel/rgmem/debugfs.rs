@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! debugfs directories, read-only counters, and read-only files whose text is generated on
-//! each read.
+//! debugfs directories, read-only counters, read-only files whose text is generated on each
+//! read, and write-only files that hand what is written to a function.
 //!
 //! C header: [`include/linux/debugfs.h`](srctree/include/linux/debugfs.h)
 
 use crate::{
     alloc::{flags::GFP_KERNEL, KBox},
     bindings,
-    error::{from_err_ptr, Result},
+    error::{code::EINVAL, from_err_ptr, Result},
     str::CStr,
     sync::Arc,
+    uaccess::UserSlice,
     ThisModule,
 };
 use core::{fmt, marker::PhantomData, ptr::NonNull, sync::atomic::AtomicU64};
@@ -249,6 +250,127 @@ impl<D: Send + Sync + 'static> ShowVTable<D> {
         read: Some(bindings::seq_read),
         llseek: Some(bindings::seq_lseek),
         release: Some(bindings::single_release),
+        // SAFETY: All-zeroes is a valid `file_operations`: every other hook is absent.
+        ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
+    };
+}
+
+/// The longest write a [`WriteFile`] takes in one call.
+pub const WRITE_MAX: usize = 256;
+
+struct Write<D> {
+    data: Arc<D>,
+    write: fn(&D, &[u8]) -> Result,
+}
+
+/// The file operations of a module's [`WriteFile`]s of data `D`, kept in a `static` for the
+/// reasons given at [`ShowFops`].
+///
+/// # Invariants
+///
+/// `.0` has `owner` set to the module whose `static` holds it, and the hooks of
+/// `WriteVTable<D>`.
+pub struct WriteFops<D>(bindings::file_operations, PhantomData<D>);
+
+// SAFETY: The operations are immutable after `new`.
+unsafe impl<D> Sync for WriteFops<D> {}
+
+impl<D: Send + Sync + 'static> WriteFops<D> {
+    /// The operations of `module`'s write files.
+    pub const fn new(module: &'static ThisModule) -> Self {
+        let mut fops = WriteVTable::<D>::VTABLE;
+        fops.owner = module.0;
+        // INVARIANT: The owner is set, and the hooks are `WriteVTable<D>`'s.
+        Self(fops, PhantomData)
+    }
+}
+
+/// A write-only debugfs file: each `write(2)` of at most [`WRITE_MAX`] bytes is passed whole to
+/// `write` with `data`, whose error the caller gets. Removed on drop.
+///
+/// # Invariants
+///
+/// `dentry` is a live debugfs file whose `i_private` is `write`, which it keeps alive.
+pub struct WriteFile<D: Send + Sync + 'static> {
+    dentry: NonNull<bindings::dentry>,
+    _write: KBox<Write<D>>,
+}
+
+// SAFETY: The file may be removed from any thread, and `D` is `Send + Sync`.
+unsafe impl<D: Send + Sync> Send for WriteFile<D> {}
+// SAFETY: `WriteFile` has no `&self` methods.
+unsafe impl<D: Send + Sync> Sync for WriteFile<D> {}
+
+impl<D: Send + Sync + 'static> WriteFile<D> {
+    /// Creates the file `name` in `dir`, with the operations `fops` of the calling module.
+    pub fn new(
+        dir: &Dir,
+        name: &CStr,
+        fops: &'static WriteFops<D>,
+        data: Arc<D>,
+        write: fn(&D, &[u8]) -> Result,
+    ) -> Result<Self> {
+        let w = KBox::new(Write { data, write }, GFP_KERNEL)?;
+        let private = (&*w as *const Write<D>).cast_mut().cast();
+        // SAFETY: `name` is valid for the call and the directory live. The box outlives the file,
+        // which is removed before the box is dropped.
+        let dentry = from_err_ptr(unsafe {
+            bindings::debugfs_create_file(
+                name.as_char_ptr(),
+                0o200,
+                dir.0.as_ptr(),
+                private,
+                &fops.0,
+            )
+        })?;
+        let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
+        // INVARIANT: The file was just created with `w` as its private data.
+        Ok(Self { dentry, _write: w })
+    }
+}
+
+impl<D: Send + Sync + 'static> Drop for WriteFile<D> {
+    fn drop(&mut self) {
+        // SAFETY: The file is live by the type invariant; debugfs waits for writers, so `write`
+        // is unused once this returns.
+        unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
+    }
+}
+
+struct WriteVTable<D>(core::marker::PhantomData<D>);
+
+impl<D: Send + Sync + 'static> WriteVTable<D> {
+    /// # Safety
+    ///
+    /// Called by the VFS for a file opened with `simple_open`, whose private data is therefore
+    /// the `Write<D>` of a [`WriteFile`], which debugfs keeps alive during the call.
+    unsafe extern "C" fn write(
+        file: *mut bindings::file,
+        buf: *const crate::ffi::c_char,
+        count: usize,
+        _ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: As above.
+        let w = unsafe { &*(*file).private_data.cast::<Write<D>>() };
+        if count > WRITE_MAX {
+            return EINVAL.to_errno() as isize;
+        }
+        let mut bytes = [0u8; WRITE_MAX];
+        if let Err(e) = UserSlice::new(buf as usize, count)
+            .reader()
+            .read_slice(&mut bytes[..count])
+        {
+            return e.to_errno() as isize;
+        }
+        match (w.write)(&w.data, &bytes[..count]) {
+            Ok(()) => count as isize,
+            Err(e) => e.to_errno() as isize,
+        }
+    }
+
+    const VTABLE: bindings::file_operations = bindings::file_operations {
+        open: Some(bindings::simple_open),
+        write: Some(Self::write),
         // SAFETY: All-zeroes is a valid `file_operations`: every other hook is absent.
         ..unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
     };

@@ -6,7 +6,9 @@
 
 use crate::{
     bindings,
-    types::{AlwaysRefCounted, Opaque},
+    error::{code::EINVAL, Result},
+    rgmem::fs::File,
+    types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{marker::PhantomData, ptr::NonNull};
 
@@ -50,6 +52,19 @@ impl Kvm {
     pub unsafe fn from_raw<'a>(ptr: *mut bindings::kvm) -> &'a Self {
         // SAFETY: `Kvm` is a transparent wrapper, and the caller keeps the VM alive.
         unsafe { &*ptr.cast() }
+    }
+
+    /// Takes a users count of the VM that `file`, a VM file (`KVM_CREATE_VM`), stands for;
+    /// `EINVAL` for any other file.
+    pub fn from_file(file: &File) -> Result<ARef<Self>> {
+        // SAFETY: The file is referenced.
+        if !unsafe { bindings::file_is_kvm(file.as_ptr()) } {
+            return Err(EINVAL);
+        }
+        // SAFETY: A VM file's private data is its VM, whose users count the file holds until its
+        // release, so it is non-zero while `file` is referenced.
+        let kvm = unsafe { Self::from_raw((*file.as_ptr()).private_data.cast()) };
+        Ok(kvm.into())
     }
 
     /// Returns the raw pointer.

@@ -52,6 +52,14 @@ impl File {
         unsafe { &*ptr.cast() }
     }
 
+    /// Takes a reference to the file at descriptor `fd` of the current task; `EBADF` if none.
+    pub fn fget(fd: u32) -> Result<ARef<Self>> {
+        // SAFETY: No preconditions; `fget` returns a new reference or null.
+        let ptr = NonNull::new(unsafe { bindings::fget(fd) }).ok_or(EBADF)?;
+        // SAFETY: `fget` gave us a reference, which the `ARef` now owns.
+        Ok(unsafe { ARef::from_raw(ptr.cast()) })
+    }
+
     /// Returns the raw pointer.
     #[inline]
     pub fn as_ptr(&self) -> *mut bindings::file {

@@ -22,6 +22,7 @@ use crate::{
     bindings, container_of,
     error::{to_result, Error, Result},
     ioctl, new_mutex,
+    page::PAGE_SIZE,
     prelude::*,
     rgmem::folio::{Folio, Frames, LockedFolio},
     rgmem::fs::{
@@ -39,7 +40,10 @@ use crate::{
     uaccess::{UserPtr, UserSlice},
     ThisModule,
 };
-use core::{mem::size_of, ptr::NonNull, sync::atomic::AtomicBool, sync::atomic::Ordering};
+use core::{
+    marker::PhantomData, mem::size_of, ptr::NonNull, sync::atomic::AtomicBool,
+    sync::atomic::Ordering,
+};
 
 /// A memslot bound to a range of a guest_memfd file.
 ///
@@ -471,6 +475,125 @@ impl Populate {
                 self.opaque,
             )
         })
+    }
+}
+
+/// A block of new private pages that [`populate`] hands to its callback: `1 << order` frames
+/// that become the guest's memory at `gfn`, and the user address of their source, if any.
+///
+/// # Invariants
+///
+/// For `'a`, the frames `pfn..pfn + (1 << order)` are guest_memfd pages that KVM holds for the
+/// callback, which may write them.
+pub struct PopulateBlock<'a> {
+    gfn: u64,
+    pfn: u64,
+    order: u32,
+    src: UserPtr,
+    _call: PhantomData<&'a mut ()>,
+}
+
+impl PopulateBlock<'_> {
+    /// The first guest frame.
+    pub fn gfn(&self) -> u64 {
+        self.gfn
+    }
+
+    /// The block's order: it is `1 << order` pages.
+    pub fn order(&self) -> u32 {
+        self.order
+    }
+
+    /// The user address of the source, or zero.
+    pub fn src(&self) -> UserPtr {
+        self.src
+    }
+
+    /// Copies the source into the block, as a launch update does; `EINVAL` without a source.
+    pub fn copy_from_user(&mut self) -> Result {
+        if self.src == 0 {
+            return Err(EINVAL);
+        }
+        for i in 0..1usize << self.order {
+            // SAFETY: The frame is one of the block's, a page KVM holds (type invariant).
+            let page = unsafe { bindings::rgmem_pfn_to_page((self.pfn + i as u64) as _) };
+            // SAFETY: `page` is a valid page; the mapping is undone below.
+            let addr = unsafe { bindings::kmap_local_page(page) };
+            // SAFETY: The page is mapped at `addr` and ours to write during the call.
+            let out = unsafe { core::slice::from_raw_parts_mut(addr.cast::<u8>(), PAGE_SIZE) };
+            let r = UserSlice::new(self.src + i * PAGE_SIZE, PAGE_SIZE)
+                .reader()
+                .read_slice(out);
+            // SAFETY: Mapped above, in this task, and the slice is gone.
+            unsafe { bindings::kunmap_local(addr) };
+            r?;
+        }
+        Ok(())
+    }
+}
+
+type PopulateFn<'f> = &'f mut dyn FnMut(&mut PopulateBlock<'_>) -> Result;
+
+/// Populates `npages` guest frames of the VM from `gfn`, as an architecture's launch code does,
+/// through `kvm_gmem_populate()`: the memslot's guest_memfd, KVM's own or a provider's, allocates
+/// each block of new private pages and hands it to `f`, whose error stops the walk. Returns the
+/// pages populated, or the error if none was. `EINVAL` unless `npages` is positive.
+pub fn populate(
+    slots: &SlotsGuard<'_>,
+    gfn: u64,
+    src: UserPtr,
+    npages: u64,
+    mut f: PopulateFn<'_>,
+) -> Result<u64> {
+    let n = crate::ffi::c_long::try_from(npages).map_err(|_| EINVAL)?;
+    if n == 0 {
+        return Err(EINVAL);
+    }
+    let opaque = (&raw mut f).cast();
+    // SAFETY: `slots` holds the VM's `slots_lock`, and `opaque` points to `f`, which outlives
+    // the call; `populate_block` is the matching callback.
+    let r = unsafe {
+        bindings::kvm_gmem_populate(
+            slots.0.as_ptr(),
+            gfn,
+            src as *mut _,
+            n,
+            Some(populate_block),
+            opaque,
+        )
+    };
+    if r < 0 {
+        Err(Error::from_errno(r as i32))
+    } else {
+        Ok(r as u64)
+    }
+}
+
+/// # Safety
+///
+/// Called by `kvm_gmem_populate()` as [`populate`] set it up: `opaque` is its `f`, and the
+/// frames from `pfn` are held for the call.
+unsafe extern "C" fn populate_block(
+    _kvm: *mut bindings::kvm,
+    gfn: bindings::gfn_t,
+    pfn: bindings::kvm_pfn_t,
+    src: *mut crate::ffi::c_void,
+    order: crate::ffi::c_int,
+    opaque: *mut crate::ffi::c_void,
+) -> crate::ffi::c_int {
+    // SAFETY: `opaque` is `populate`'s `f`, borrowed for its call.
+    let f = unsafe { &mut *opaque.cast::<PopulateFn<'_>>() };
+    // INVARIANT: KVM holds the frames for the call.
+    let mut block = PopulateBlock {
+        gfn,
+        pfn,
+        order: order as u32,
+        src: src as UserPtr,
+        _call: PhantomData,
+    };
+    match f(&mut block) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
     }
 }
 
