@@ -5,13 +5,17 @@
 use crate::{alloc_math, allocator, counters, range::PAGE_SHIFT, share_math::Share, state::Gmem};
 use kernel::{
     prelude::*,
-    rgmem::fs::File,
+    rgmem::fs::{
+        filemap::{InvalidateGuard, InvalidateHeld},
+        File,
+    },
     rgmem::kvm::{
         self,
         gmem::{self, Pfn, Populate},
         Kvm, MemorySlot,
     },
     rgmem::sched,
+    rgmem::uaccess::{self, PagefaultsDisabled},
 };
 
 /// Returns the referenced frame backing `gfn` of `slot`, zeroed on first use and prepared for
@@ -56,9 +60,16 @@ pub(crate) fn get_pfn(
     )
 }
 
+/// Tries of one block whose copy from user memory faulted, each after faulting the source in.
+const POPULATE_TRIES: u32 = 3;
+
 /// Launch-time population (SEV-SNP), as KVM's `kvm_gmem_populate()`: each frame must be new
 /// (`EEXIST` otherwise) and private, and becomes the guest's through the architecture's
 /// callback. Returns the pages done, or the error if none was.
+///
+/// The callback copies from user memory with the invalidate lock held, and the source may be a
+/// shared page of this very file, whose fault takes that lock: it runs with page faults
+/// disabled, and a copy that faults is retried with the lock dropped and the source faulted in.
 pub(crate) fn populate(
     gmem: &Gmem,
     kvm: &Kvm,
@@ -67,62 +78,102 @@ pub(crate) fn populate(
     req: &Populate,
 ) -> Result<u64> {
     let mapping = file.mapping();
-    let _invalidate = mapping.invalidate_lock();
     let (start_gfn, src) = (req.gfn, req.src);
     let npages = req.npages.min(slot.base_gfn() + slot.npages() - start_gfn);
     let mut done = 0;
-    let mut err = Ok(());
-    while done < npages {
-        if sched::signal_pending() {
-            err = Err(EINTR);
-            break;
-        }
-        let gfn = start_gfn + done;
-        let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
-        let r = allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)
-            .and_then(|(folio, new)| {
-                if new {
-                    counters::FOLIOS_ALLOCATED.inc();
-                }
-                if folio.test_hwpoison() {
-                    return Err(EHWPOISON);
-                }
-                if folio.test_uptodate() {
-                    return Err(EEXIST);
-                }
-                // Populate the largest private, equally aligned block inside the folio and the
-                // request.
-                let mut order = alloc_math::max_mapping_order(folio.order(), index, gfn);
-                while (1u64 << order) > npages - done
-                    || !range_is_private(gmem, kvm, gfn, index, 1 << order)
-                {
-                    if order == 0 {
-                        return Err(EINVAL);
-                    }
-                    order -= 1;
-                }
-                let p = if src == 0 {
-                    0
-                } else {
-                    src + (done << PAGE_SHIFT) as usize
-                };
-                req.post(kvm, gfn, &folio, index, p, order)?;
-                folio.mark_uptodate();
-                counters::PREPARES.inc();
-                Ok(1u64 << order)
-            });
+    let mut tries = 0;
+    let err = loop {
+        let r = {
+            let invalidate = mapping.invalidate_lock();
+            populate_locked(&invalidate, gmem, kvm, slot, req, npages, &mut done)
+        };
         match r {
-            Ok(n) => done += n,
-            Err(e) => {
-                err = Err(e);
-                break;
+            Ok(()) => break Ok(()),
+            // Only a copy from a source faults: the block's at `done`.
+            Err(Faulted(len)) if tries < POPULATE_TRIES => {
+                tries += 1;
+                if !uaccess::fault_in_readable(src + (done << PAGE_SHIFT) as usize, len) {
+                    break Err(EFAULT);
+                }
             }
+            Err(Faulted(_)) => break Err(EFAULT),
+            Err(Failed(e)) => break Err(e),
         }
-    }
+    };
     match err {
         Err(e) if done == 0 => Err(e),
         _ => Ok(done),
     }
+}
+
+/// Why [`populate_locked`] stopped early.
+enum Stop {
+    /// The copy of a block of this many bytes faulted.
+    Faulted(usize),
+    Failed(Error),
+}
+use Stop::{Failed, Faulted};
+
+/// Populates from page `*done` on, counting in `done`, with the file's invalidate lock held.
+fn populate_locked(
+    invalidate: &InvalidateGuard<'_>,
+    gmem: &Gmem,
+    kvm: &Kvm,
+    slot: &MemorySlot,
+    req: &Populate,
+    npages: u64,
+    done: &mut u64,
+) -> core::result::Result<(), Stop> {
+    let mapping = invalidate.mapping();
+    let (start_gfn, src) = (req.gfn, req.src);
+    while *done < npages {
+        if sched::signal_pending() {
+            return Err(Failed(EINTR));
+        }
+        let gfn = start_gfn + *done;
+        let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
+        let (folio, new) =
+            allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)
+                .map_err(Failed)?;
+        if new {
+            counters::FOLIOS_ALLOCATED.inc();
+        }
+        if folio.test_hwpoison() {
+            return Err(Failed(EHWPOISON));
+        }
+        if folio.test_uptodate() {
+            return Err(Failed(EEXIST));
+        }
+        // Populate the largest private, equally aligned block inside the folio and the request.
+        let mut order = alloc_math::max_mapping_order(folio.order(), index, gfn);
+        while (1u64 << order) > npages - *done
+            || !range_is_private(gmem, kvm, gfn, index, 1 << order)
+        {
+            if order == 0 {
+                return Err(Failed(EINVAL));
+            }
+            order -= 1;
+        }
+        let p = if src == 0 {
+            0
+        } else {
+            src + (*done << PAGE_SHIFT) as usize
+        };
+        let r = {
+            let _nofault = PagefaultsDisabled::new();
+            req.post(kvm, gfn, &folio, index, p, order)
+        };
+        match r {
+            Err(e) if e == EFAULT && p != 0 => {
+                return Err(Faulted((1usize << order) << PAGE_SHIFT))
+            }
+            r => r.map_err(Failed)?,
+        }
+        folio.mark_uptodate();
+        counters::PREPARES.inc();
+        *done += 1u64 << order;
+    }
+    Ok(())
 }
 
 /// Whether the `n` guest frames from `gfn`, backed by file pages from `index`, are private,
