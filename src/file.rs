@@ -27,7 +27,7 @@ use kernel::{
         gmem::{Bindings, MemoryAttributes2},
         Kvm,
     },
-    rgmem::mm::VmaNew,
+    rgmem::mm::virt::VmaNew,
     types::ARef,
 };
 

@@ -6,14 +6,19 @@
 //! the same memory. KVM reaches shared pages the same way, by GUP of the VMM's mapping.
 
 use crate::{counters, share_math::Share, state::Gmem};
-use kernel::{prelude::*, rgmem::folio::LockedFolio, rgmem::fs::File, rgmem::mm::VmaNew};
+use kernel::{
+    prelude::*,
+    rgmem::folio::LockedFolio,
+    rgmem::fs::File,
+    rgmem::mm::virt::{flags, VmaNew},
+};
 
 /// `mmap(2)`: files created with `GUEST_MEMFD_FLAG_MMAP`, `MAP_SHARED` only.
 pub(crate) fn mmap(gmem: &Gmem, vma: &VmaNew) -> Result {
     if !gmem.mmap {
         return Err(ENODEV);
     }
-    if !vma.is_shared() {
+    if vma.flags() & flags::SHARED == 0 {
         return Err(EINVAL);
     }
     Ok(())

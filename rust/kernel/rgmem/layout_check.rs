@@ -42,7 +42,7 @@ macro_rules! assert_not_send {
 }
 
 assert_not_send!(
-    crate::rgmem::fs::file::FdReservation,
+    crate::rgmem::fs::file::FileDescriptorReservation,
     crate::rgmem::fs::filemap::InvalidateGuard<'static>,
     crate::rgmem::fs::filemap::InvalidateSharedGuard<'static>,
 );

@@ -10,7 +10,7 @@ use crate::{
     new_mutex,
     prelude::*,
     rgmem::fs::{file, file::ReleasedFile, filemap, filemap::Mapping, inode, File},
-    rgmem::mm::VmaNew,
+    rgmem::mm::virt::VmaNew,
     str::CStr,
     sync::{Arc, Mutex},
     types::{ARef, ForeignOwnable, Opaque},

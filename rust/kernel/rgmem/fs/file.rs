@@ -9,7 +9,7 @@ use crate::{
     error::{code::*, to_result, Result},
     rgmem::folio::LockedFolio,
     rgmem::fs::{Inode, Mapping},
-    rgmem::mm::VmaNew,
+    rgmem::mm::virt::VmaNew,
     types::{ARef, AlwaysRefCounted, Opaque},
 };
 use core::{marker::PhantomData, ptr::NonNull};
@@ -129,14 +129,14 @@ impl ReleasedFile {
 /// installed nor put. It stays with that task: `fd_install` and `put_unused_fd` act on
 /// `current->files`.
 #[must_use = "the descriptor is given back when the reservation is dropped"]
-pub struct FdReservation {
+pub struct FileDescriptorReservation {
     fd: u32,
     _not_send: PhantomData<*mut ()>,
 }
 
-impl FdReservation {
+impl FileDescriptorReservation {
     /// Reserves a descriptor with the given `O_*` flags, such as `O_CLOEXEC`.
-    pub fn get(flags: u32) -> Result<Self> {
+    pub fn get_unused_fd_flags(flags: u32) -> Result<Self> {
         // SAFETY: No preconditions.
         let fd = unsafe { bindings::get_unused_fd_flags(flags) };
         to_result(fd)?;
@@ -147,18 +147,22 @@ impl FdReservation {
         })
     }
 
-    /// Installs `file` at the reserved descriptor and returns the descriptor.
-    pub fn install(self, file: ARef<File>) -> u32 {
+    /// Returns the reserved descriptor.
+    pub fn reserved_fd(&self) -> u32 {
+        self.fd
+    }
+
+    /// Installs `file` at the reserved descriptor, which the file table then owns.
+    pub fn fd_install(self, file: ARef<File>) {
         let fd = self.fd;
         core::mem::forget(self);
         // SAFETY: `fd` is reserved by the type invariant, and `fd_install` takes over the
         // reference that `file` owns.
         unsafe { bindings::fd_install(fd, ARef::into_raw(file).as_ptr().cast()) };
-        fd
     }
 }
 
-impl Drop for FdReservation {
+impl Drop for FileDescriptorReservation {
     fn drop(&mut self) {
         // SAFETY: The descriptor is reserved and not installed, by the type invariant.
         unsafe { bindings::put_unused_fd(self.fd) };

@@ -688,8 +688,12 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM copied the arguments from user space.
         let (size, flags) = unsafe { ((*args).size, (*args).flags) };
         // Refused arguments cost no descriptor; if none is left, the new file is released.
-        let r = P::create(&this.files, kvm, size, flags)
-            .and_then(|file| Ok::<_, Error>(file::FdReservation::get(0)?.install(file)));
+        let r = P::create(&this.files, kvm, size, flags).and_then(|file| {
+            let fd = file::FileDescriptorReservation::get_unused_fd_flags(0)?;
+            let n = fd.reserved_fd();
+            fd.fd_install(file);
+            Ok::<_, Error>(n)
+        });
         match r {
             Ok(fd) => fd as _,
             Err(e) => e.to_errno(),
