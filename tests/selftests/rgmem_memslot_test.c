@@ -33,14 +33,6 @@
 #define RACE_ROUNDS	400
 #define RACE_SECONDS	30
 
-/* Whether KVM's own guest_memfd serves the files, not rgmem. */
-static bool kvm_serves(void)
-{
-	const char *s = getenv("RGMEM_SERVER");
-
-	return s && !strcmp(s, "kvm");
-}
-
 /* KVM_SET_USER_MEMORY_REGION2 on @slot: 0 or the errno. */
 static int set_slot(struct kvm_vm *vm, uint32_t flags, uint64_t gpa,
 		    uint64_t size, int fd)
@@ -55,7 +47,7 @@ static long long counter(struct __test_metadata *_metadata, const char *name)
 {
 	long long v;
 
-	if (kvm_serves())
+	if (rgmem_kvm_serves())
 		return 0;
 	v = rgmem_counter(name);
 	ASSERT_LE(0, v) TH_LOG("cannot read %s/%s", RGMEM_DEBUGFS, name);
@@ -67,7 +59,7 @@ static long long counter(struct __test_metadata *_metadata, const char *name)
 /* What rgmem's files_created counter grows by for @n files: 0 on C. */
 static long long by_rgmem(long long n)
 {
-	return kvm_serves() ? 0 : n;
+	return rgmem_kvm_serves() ? 0 : n;
 }
 
 FIXTURE(memslot) {
@@ -79,7 +71,7 @@ FIXTURE(memslot) {
 FIXTURE_SETUP(memslot)
 {
 	/* Whoever is meant to serve the files must be the one that can. */
-	ASSERT_EQ(!kvm_serves(), rgmem_loaded())
+	ASSERT_EQ(!rgmem_kvm_serves(), rgmem_loaded())
 		TH_LOG("rgmem %s loaded", rgmem_loaded() ? "is" : "is not");
 	self->files_created = CTR("files_created");
 	self->files_live = CTR("files_live");
@@ -103,7 +95,7 @@ static int new_gmem(struct __test_metadata *_metadata, struct kvm_vm *vm)
 	n = readlink(link, target, sizeof(target) - 1);
 	ASSERT_LT(0, n);
 	target[n] = '\0';
-	ASSERT_NE(NULL, strstr(target, kvm_serves() ? "[kvm-gmem]" : "[rgmem]"))
+	ASSERT_NE(NULL, strstr(target, rgmem_kvm_serves() ? "[kvm-gmem]" : "[rgmem]"))
 		TH_LOG("the guest_memfd is %s", target);
 	return fd;
 }

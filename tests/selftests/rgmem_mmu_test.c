@@ -43,14 +43,6 @@
 #define PUNCH_ROUNDS	300
 #define PUNCH_SECONDS	40
 
-/* Whether KVM's own guest_memfd serves the files, not rgmem. */
-static bool kvm_serves(void)
-{
-	const char *s = getenv("RGMEM_SERVER");
-
-	return s && !strcmp(s, "kvm");
-}
-
 /* Whether @p is mapped by a transparent huge page (pagemap, kpageflags). */
 static bool is_thp(void *p)
 {
@@ -93,17 +85,6 @@ static void run_to(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu,
 	ASSERT_EQ(want, uc.cmd);
 }
 
-static int set_attrs(int fd, uint64_t offset, uint64_t size, uint64_t attrs)
-{
-	struct kvm_memory_attributes2 a = {
-		.offset = offset,
-		.size = size,
-		.attributes = attrs,
-	};
-
-	return rgmem_set_attributes2(fd, &a);
-}
-
 TEST(mixed_block)
 {
 	const struct vm_shape shape = {
@@ -135,7 +116,7 @@ TEST(mixed_block)
 				      GUEST_MEMFD_FLAG_INIT_SHARED, &gmem);
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   SZ_2M, thp, fd, 0);
-	ASSERT_EQ(0, set_attrs(fd, PAGE_SIZE, PAGE_SIZE,
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, PAGE_SIZE, PAGE_SIZE,
 			       KVM_MEMORY_ATTRIBUTE_PRIVATE));
 	virt_map(vm, DATA_GPA, DATA_GPA, 2);
 	vcpu_args_set(vcpu, 1, DATA_GPA);
@@ -147,7 +128,7 @@ TEST(mixed_block)
 		TH_LOG("the private write went to userspace_addr's huge page");
 	ASSERT_LT(get_pfn, rgmem_read_counter("get_pfn"))
 		TH_LOG("rgmem served no private fault");
-	ASSERT_EQ(0, set_attrs(fd, PAGE_SIZE, PAGE_SIZE, 0));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, PAGE_SIZE, PAGE_SIZE, 0));
 	ASSERT_EQ(MIX_PATTERN, *(uint64_t *)(gmem + PAGE_SIZE));
 
 	munmap(gmem, SZ_2M);
@@ -240,7 +221,7 @@ TEST_F_TIMEOUT(punch, bind_during_punch, PUNCH_SECONDS * 3)
 
 	if (rgmem_vm_memory_attributes() == 0)
 		SKIP(return, "kvm.vm_memory_attributes=N: get_pfn holds the invalidate lock");
-	if (!kvm_serves()) {
+	if (!rgmem_kvm_serves()) {
 		ASSERT_TRUE(rgmem_loaded());
 		created = rgmem_read_counter("files_created");
 		get_pfn = rgmem_read_counter("get_pfn");
@@ -249,7 +230,7 @@ TEST_F_TIMEOUT(punch, bind_during_punch, PUNCH_SECONDS * 3)
 
 	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_punch);
 	p.fd = vm_create_guest_memfd(vm, size, 0);
-	if (!kvm_serves())
+	if (!rgmem_kvm_serves())
 		ASSERT_EQ(created + 1, rgmem_read_counter("files_created"));
 	vm_set_memory_attributes(vm, DATA_GPA, size, KVM_MEMORY_ATTRIBUTE_PRIVATE);
 	virt_map(vm, DATA_GPA, DATA_GPA, PUNCH_PAGES);
@@ -280,7 +261,7 @@ TEST_F_TIMEOUT(punch, bind_during_punch, PUNCH_SECONDS * 3)
 	}
 	TH_LOG("%lu rounds", round - 1);
 	ASSERT_LE(20, round - 1) TH_LOG("too few rounds to race");
-	if (!kvm_serves())
+	if (!rgmem_kvm_serves())
 		ASSERT_LT(get_pfn, rgmem_read_counter("get_pfn"));
 	close(p.fd);
 	kvm_vm_free(vm);

@@ -38,13 +38,6 @@
 #define PAGES		16
 #define FILLED		4
 
-static bool kvm_serves(void)
-{
-	const char *s = getenv("RGMEM_SERVER");
-
-	return s && !strcmp(s, "kvm");
-}
-
 static bool module_ready(void)
 {
 	const char *ko = getenv("RGMEM_POPULATE_KO");
@@ -128,7 +121,7 @@ TEST(fills_and_refuses)
 	if (rgmem_vm_memory_attributes() != 1)
 		SKIP(return, "kvm.vm_memory_attributes=N: the VM has no attributes");
 	ASSERT_TRUE(module_ready()) TH_LOG("rgmem_populate is not loaded");
-	if (!kvm_serves()) {
+	if (!rgmem_kvm_serves()) {
 		ASSERT_TRUE(rgmem_loaded());
 		created = rgmem_read_counter("files_created");
 		prepares = rgmem_read_counter("prepares");
@@ -136,7 +129,7 @@ TEST(fills_and_refuses)
 
 	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_read);
 	fd = vm_create_guest_memfd(vm, PAGES * PAGE_SIZE, 0);
-	rgmem_check_name(fd, kvm_serves() ? "[kvm-gmem]" : "[rgmem]", "file");
+	rgmem_check_name(fd, rgmem_kvm_serves() ? "[kvm-gmem]" : "[rgmem]", "file");
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   PAGES * PAGE_SIZE,
 				   rgmem_host_mem(PAGES * PAGE_SIZE), fd, 0);
@@ -164,7 +157,7 @@ TEST(fills_and_refuses)
 	/* Past the end of the memslot: no memslot there. */
 	ASSERT_NE(0, do_populate(vm, DATA_GFN + PAGES, src, 1));
 
-	if (!kvm_serves()) {
+	if (!rgmem_kvm_serves()) {
 		ASSERT_EQ(created + 1, rgmem_read_counter("files_created"));
 		ASSERT_EQ(prepares + FILLED, rgmem_read_counter("prepares"));
 	}
@@ -181,17 +174,6 @@ TEST(fills_and_refuses)
 	munmap(src, FILLED * PAGE_SIZE);
 	close(fd);
 	kvm_vm_free(vm);
-}
-
-static int set_attrs(int fd, uint64_t offset, uint64_t size, uint64_t attrs)
-{
-	struct kvm_memory_attributes2 a = {
-		.offset = offset,
-		.size = size,
-		.attributes = attrs,
-	};
-
-	return rgmem_set_attributes2(fd, &a);
 }
 
 TEST(source_in_own_mmap)
@@ -213,7 +195,7 @@ TEST(source_in_own_mmap)
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   PAGES * PAGE_SIZE, mem, fd, 0);
 	/* Page 1 is the source: shared, filled, then unmapped. */
-	ASSERT_EQ(0, set_attrs(fd, PAGE_SIZE, PAGE_SIZE, 0));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, PAGE_SIZE, PAGE_SIZE, 0));
 	memset(mem + PAGE_SIZE, pattern(0), PAGE_SIZE);
 	ASSERT_EQ(0, madvise(mem + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED));
 
@@ -223,7 +205,7 @@ TEST(source_in_own_mmap)
 	ASSERT_EQ(prepares + 1, rgmem_read_counter("prepares"));
 
 	/* In place: shared again, page 0 shows what was copied into it. */
-	ASSERT_EQ(0, set_attrs(fd, 0, PAGE_SIZE, 0));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, 0, PAGE_SIZE, 0));
 	ASSERT_EQ(0x0101010101010101ULL * pattern(0), *(uint64_t *)mem);
 	ASSERT_EQ(0, memcmp(mem, mem + PAGE_SIZE, PAGE_SIZE));
 

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -108,6 +109,30 @@ static inline int rgmem_set_attributes2(int fd,
 					struct kvm_memory_attributes2 *attrs)
 {
 	return ioctl(fd, KVM_SET_MEMORY_ATTRIBUTES2, attrs) ? errno : 0;
+}
+
+/* Sets bytes [@offset, @offset + @size) of guest_memfd @fd to @attributes. */
+static inline int rgmem_set_range_attributes(int fd, uint64_t offset,
+					     uint64_t size, uint64_t attributes)
+{
+	struct kvm_memory_attributes2 a = {
+		.offset = offset,
+		.size = size,
+		.attributes = attributes,
+	};
+
+	return rgmem_set_attributes2(fd, &a);
+}
+
+/*
+ * Whether KVM's own guest_memfd is to serve the test's files
+ * (RGMEM_SERVER=kvm, after rgmem is unloaded), not rgmem.
+ */
+static inline bool rgmem_kvm_serves(void)
+{
+	const char *s = getenv("RGMEM_SERVER");
+
+	return s && !strcmp(s, "kvm");
 }
 
 #endif /* RGMEM_TEST_H */
