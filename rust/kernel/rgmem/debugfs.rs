@@ -151,14 +151,54 @@ impl<D: Send + Sync + 'static> ShowFops<D> {
     }
 }
 
+/// A file in a debugfs directory, removed on drop.
+///
+/// # Invariants
+///
+/// `.0` is a live debugfs file, created by [`Entry::create`] with private data that its owner
+/// keeps alive until this is dropped; debugfs waits for readers and writers when it is removed,
+/// and fails the calls of files opened before.
+struct Entry(NonNull<bindings::dentry>);
+
+impl Entry {
+    /// Creates the file `name` in `dir` with `mode`, `private` as its `i_private`, and `fops`.
+    ///
+    /// # Safety
+    ///
+    /// `private` must stay valid, as `fops` expect it, until the returned value is dropped.
+    unsafe fn create(
+        dir: &Dir,
+        name: &CStr,
+        mode: u16,
+        private: *mut crate::ffi::c_void,
+        fops: &'static bindings::file_operations,
+    ) -> Result<Self> {
+        // SAFETY: `name` is valid for the call and the directory live; the caller keeps
+        // `private` valid while the file exists.
+        let dentry = from_err_ptr(unsafe {
+            bindings::debugfs_create_file(name.as_char_ptr(), mode, dir.0.as_ptr(), private, fops)
+        })?;
+        let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
+        // INVARIANT: The file was just created, with `private`.
+        Ok(Self(dentry))
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // SAFETY: The file is live by the type invariant; debugfs waits for its callers, so the
+        // private data is unused once this returns.
+        unsafe { bindings::debugfs_remove(self.0.as_ptr()) };
+    }
+}
+
 /// A read-only debugfs file whose text `show` writes from `data` on each read; removed on drop.
 ///
 /// # Invariants
 ///
-/// `dentry` is a live debugfs file whose `i_private` is `show`, which it keeps alive; debugfs
-/// waits for readers when the file is removed, and fails reads of files opened before.
+/// `entry`'s private data is `show`; `entry` drops first.
 pub struct ShowFile<D: Send + Sync + 'static> {
-    dentry: NonNull<bindings::dentry>,
+    _entry: Entry,
     _show: KBox<Show<D>>,
 }
 
@@ -194,31 +234,13 @@ impl<D: Send + Sync + 'static> ShowFile<D> {
     ) -> Result<Self> {
         let show = KBox::new(Show { data, show }, GFP_KERNEL)?;
         let private = (&*show as *const Show<D>).cast_mut().cast();
-        // SAFETY: `name` is valid for the call and the directory live. The box outlives the file,
-        // which is removed before the box is dropped.
-        let dentry = from_err_ptr(unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
-                0o444,
-                dir.0.as_ptr(),
-                private,
-                &fops.0,
-            )
-        })?;
-        let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
-        // INVARIANT: The file was just created with `show` as its private data.
+        // SAFETY: The box lives as long as the entry, which drops first.
+        let entry = unsafe { Entry::create(dir, name, 0o444, private, &fops.0) }?;
+        // INVARIANT: `entry` was created with `show` as its private data.
         Ok(Self {
-            dentry,
+            _entry: entry,
             _show: show,
         })
-    }
-}
-
-impl<D: Send + Sync + 'static> Drop for ShowFile<D> {
-    fn drop(&mut self) {
-        // SAFETY: The file is live by the type invariant; debugfs waits for readers, so `show`
-        // is unused once this returns.
-        unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
     }
 }
 
@@ -290,9 +312,9 @@ impl<D: Send + Sync + 'static> WriteFops<D> {
 ///
 /// # Invariants
 ///
-/// `dentry` is a live debugfs file whose `i_private` is `write`, which it keeps alive.
+/// `entry`'s private data is `write`; `entry` drops first.
 pub struct WriteFile<D: Send + Sync + 'static> {
-    dentry: NonNull<bindings::dentry>,
+    _entry: Entry,
     _write: KBox<Write<D>>,
 }
 
@@ -312,28 +334,13 @@ impl<D: Send + Sync + 'static> WriteFile<D> {
     ) -> Result<Self> {
         let w = KBox::new(Write { data, write }, GFP_KERNEL)?;
         let private = (&*w as *const Write<D>).cast_mut().cast();
-        // SAFETY: `name` is valid for the call and the directory live. The box outlives the file,
-        // which is removed before the box is dropped.
-        let dentry = from_err_ptr(unsafe {
-            bindings::debugfs_create_file(
-                name.as_char_ptr(),
-                0o200,
-                dir.0.as_ptr(),
-                private,
-                &fops.0,
-            )
-        })?;
-        let dentry = NonNull::new(dentry).ok_or(crate::error::code::ENOMEM)?;
-        // INVARIANT: The file was just created with `w` as its private data.
-        Ok(Self { dentry, _write: w })
-    }
-}
-
-impl<D: Send + Sync + 'static> Drop for WriteFile<D> {
-    fn drop(&mut self) {
-        // SAFETY: The file is live by the type invariant; debugfs waits for writers, so `write`
-        // is unused once this returns.
-        unsafe { bindings::debugfs_remove(self.dentry.as_ptr()) };
+        // SAFETY: The box lives as long as the entry, which drops first.
+        let entry = unsafe { Entry::create(dir, name, 0o200, private, &fops.0) }?;
+        // INVARIANT: `entry` was created with `w` as its private data.
+        Ok(Self {
+            _entry: entry,
+            _write: w,
+        })
     }
 }
 
