@@ -81,12 +81,16 @@ pub(crate) fn populate(
     let (start_gfn, src) = (req.gfn, req.src);
     let npages = req.npages.min(slot.base_gfn() + slot.npages() - start_gfn);
     let mut done = 0;
-    let mut tries = 0;
+    // The retries of the block at `done`, whose copy faulted.
+    let (mut tries, mut tried_at) = (0, 0);
     let err = loop {
         let r = {
             let invalidate = mapping.invalidate_lock();
             populate_locked(&invalidate, gmem, kvm, slot, req, npages, &mut done)
         };
+        if done != tried_at {
+            (tries, tried_at) = (0, done);
+        }
         match r {
             Ok(()) => break Ok(()),
             // Only a copy from a source faults: the block's at `done`.

@@ -37,6 +37,9 @@
 #define DATA_SLOT	10
 #define PAGES		16
 #define FILLED		4
+/* source_in_own_mmap: pages 0.. are populated from pages OWN_SRC.. */
+#define OWN_SRC		8
+#define OWN_PAGES	8
 
 static bool module_ready(void)
 {
@@ -182,7 +185,7 @@ TEST(source_in_own_mmap)
 	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	uint8_t *mem;
-	int fd, blocks;
+	int fd, i, blocks;
 
 	if (rgmem_vm_memory_attributes() != 0)
 		SKIP(return, "kvm.vm_memory_attributes=Y: the file has no shared pages to map");
@@ -194,20 +197,29 @@ TEST(source_in_own_mmap)
 				      GUEST_MEMFD_FLAG_MMAP, &mem);
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   PAGES * PAGE_SIZE, mem, fd, 0);
-	/* Page 1 is the source: shared, filled, then unmapped. */
-	ASSERT_EQ(0, rgmem_set_range_attributes(fd, PAGE_SIZE, PAGE_SIZE, 0));
-	memset(mem + PAGE_SIZE, pattern(0), PAGE_SIZE);
-	ASSERT_EQ(0, madvise(mem + PAGE_SIZE, PAGE_SIZE, MADV_DONTNEED));
+	/*
+	 * The second half is the source: shared, filled, then unmapped, so
+	 * that the copy of every page faults, more often than one block's
+	 * retries.
+	 */
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, OWN_SRC * PAGE_SIZE,
+						OWN_PAGES * PAGE_SIZE, 0));
+	for (i = 0; i < OWN_PAGES; i++)
+		memset(mem + (OWN_SRC + i) * PAGE_SIZE, pattern(i), PAGE_SIZE);
+	ASSERT_EQ(0, madvise(mem + OWN_SRC * PAGE_SIZE, OWN_PAGES * PAGE_SIZE,
+			     MADV_DONTNEED));
 
 	prepares = rgmem_read_counter("prepares");
-	ASSERT_EQ(0, do_populate(vm, DATA_GFN, mem + PAGE_SIZE, 1));
-	ASSERT_EQ(1, read_last(&blocks));
-	ASSERT_EQ(prepares + 1, rgmem_read_counter("prepares"));
+	ASSERT_EQ(0, do_populate(vm, DATA_GFN, mem + OWN_SRC * PAGE_SIZE,
+				 OWN_PAGES));
+	ASSERT_EQ(OWN_PAGES, read_last(&blocks));
+	ASSERT_EQ(prepares + OWN_PAGES, rgmem_read_counter("prepares"));
 
-	/* In place: shared again, page 0 shows what was copied into it. */
-	ASSERT_EQ(0, rgmem_set_range_attributes(fd, 0, PAGE_SIZE, 0));
+	/* In place: shared again, the pages show what was copied into them. */
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, 0, OWN_PAGES * PAGE_SIZE, 0));
 	ASSERT_EQ(0x0101010101010101ULL * pattern(0), *(uint64_t *)mem);
-	ASSERT_EQ(0, memcmp(mem, mem + PAGE_SIZE, PAGE_SIZE));
+	ASSERT_EQ(0, memcmp(mem, mem + OWN_SRC * PAGE_SIZE,
+			    OWN_PAGES * PAGE_SIZE));
 
 	munmap(mem, PAGES * PAGE_SIZE);
 	close(fd);
