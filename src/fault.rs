@@ -96,7 +96,8 @@ pub(crate) fn populate(
             // Only a copy from a source faults: the block's at `done`.
             Err(Faulted(len)) if tries < POPULATE_TRIES => {
                 tries += 1;
-                if !uaccess::fault_in_readable(src + (done << PAGE_SHIFT) as usize, len) {
+                if !uaccess::fault_in_readable(src.wrapping_add((done << PAGE_SHIFT) as usize), len)
+                {
                     break Err(EFAULT);
                 }
             }
@@ -161,7 +162,7 @@ fn populate_locked(
         let p = if src == 0 {
             0
         } else {
-            src + (*done << PAGE_SHIFT) as usize
+            src.wrapping_add((*done << PAGE_SHIFT) as usize)
         };
         let r = {
             let _nofault = PagefaultsDisabled::new();
