@@ -10,6 +10,8 @@
 pub mod debugfs;
 pub mod folio;
 pub mod fs;
+#[cfg(CONFIG_HUGETLB_PAGE)]
+pub mod hugetlb;
 #[cfg(CONFIG_KVM_GENERIC_PRIVATE_MEM)]
 pub mod kvm;
 mod layout_check;

@@ -87,7 +87,7 @@ impl Folio {
     /// The flag tests below read it as C's static inlines do, which saves a call each on the
     /// fault path.
     #[inline]
-    fn flags(&self) -> &AtomicUsize {
+    pub(crate) fn flags(&self) -> &AtomicUsize {
         // SAFETY: The folio is valid by the type invariant, `flags` is an aligned
         // `unsigned long`, and C only changes it atomically.
         unsafe {
@@ -273,12 +273,16 @@ impl LockedFolio {
             .fetch_or(1 << bindings::pageflags_PG_uptodate, Ordering::Relaxed);
     }
 
-    /// Fills every page of the folio with zeroes.
+    /// Fills every page of the folio with zeroes; may sleep between pages of a huge folio.
     #[inline]
     pub fn zero(&self) {
         for i in 0..self.0.nr_pages() {
             // SAFETY: `i` is within the folio, and we own a reference.
             unsafe { bindings::folio_clear_page(self.0.as_ptr(), i as _) };
+            // A 1 GiB folio takes long to clear: let others run every 2 MiB.
+            if i % 512 == 511 {
+                crate::rgmem::sched::cond_resched();
+            }
         }
     }
 

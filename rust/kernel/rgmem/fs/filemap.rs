@@ -12,7 +12,7 @@ use crate::{
     rgmem::fs::file,
     types::{ARef, Opaque},
 };
-use core::{marker::PhantomData, ops::ControlFlow, ptr::NonNull};
+use core::{marker::PhantomData, ops::ControlFlow, ptr::NonNull, sync::atomic::Ordering};
 
 /// A file's page cache.
 ///
@@ -102,27 +102,46 @@ impl Mapping {
         // SAFETY: No preconditions.
         let ptr = unsafe { bindings::filemap_alloc_folio(gfp, order) };
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
-        // INVARIANT: Just allocated: unlocked, in no mapping, and ours alone.
-        // SAFETY: The allocation returned one reference, which we own.
-        Ok(NewFolio(unsafe { Folio::from_owned_raw(ptr) }))
+        // SAFETY: Just allocated: unlocked, in no mapping, not hugetlb, and ours alone.
+        Ok(unsafe { NewFolio::from_raw(ptr, false) })
     }
 
-    /// Inserts a new folio at page `index` and returns it locked.
+    /// Inserts a new folio at page `index`, which must be a multiple of its size, and returns it
+    /// locked.
     ///
-    /// Fails with `EEXIST` if another folio already caches part of the range; the folio is then
-    /// freed.
+    /// Fails with `EEXIST` if another folio already caches part of the range, and `EINVAL` if
+    /// `index` is misaligned; the folio is then freed.
     #[inline]
     pub fn add_folio(&self, folio: NewFolio, index: usize) -> Result<LockedFolio> {
-        let (gfp, new) = (self.gfp_mask(), folio.0.as_ptr());
-        // SAFETY: By `NewFolio`'s invariant the folio is unlocked, in no mapping, and no one else
-        // holds it; on success it is returned locked and the page cache takes its own references.
-        let r = unsafe { bindings::filemap_add_folio(self.as_ptr(), new, index as _, gfp) };
+        let (gfp, new) = (self.gfp_mask(), folio.folio.as_ptr());
+        if index & (folio.folio.nr_pages() - 1) != 0 {
+            return Err(EINVAL);
+        }
+        let r = if folio.hugetlb {
+            // As hugetlbfs: a hugetlb folio is neither charged to a memory cgroup nor put on an
+            // LRU list, whose list head it uses; it stays the pool's.
+            // SAFETY: By `NewFolio`'s invariant no one else sees the folio, so its lock bit may be
+            // set non-atomically; `__filemap_add_folio` needs it locked and aligned, as it is.
+            unsafe {
+                bindings::rgmem___folio_set_locked(new);
+                let r = bindings::rgmem___filemap_add_folio(self.as_ptr(), new, index as _, gfp);
+                if r != 0 {
+                    bindings::rgmem___folio_clear_locked(new);
+                }
+                r
+            }
+        } else {
+            // SAFETY: By `NewFolio`'s invariant the folio is unlocked, in no mapping, and no one
+            // else holds it; on success it is returned locked and the page cache takes its own
+            // references.
+            unsafe { bindings::filemap_add_folio(self.as_ptr(), new, index as _, gfp) }
+        };
         // Tested here, as `to_result()` is a call on every fault.
         if r != 0 {
             return Err(Error::from_errno(r));
         }
-        // SAFETY: `filemap_add_folio` locked the folio on success.
-        Ok(unsafe { LockedFolio::from_locked(folio.0) })
+        // SAFETY: The folio is locked on success.
+        Ok(unsafe { LockedFolio::from_locked(folio.folio) })
     }
 
     /// Unmaps pages `start..end` from every process that maps them; the next access faults.
@@ -179,12 +198,44 @@ impl Mapping {
     }
 }
 
-/// A folio fresh from [`Mapping::alloc_folio`], which only [`Mapping::add_folio`] takes.
+/// A folio fresh from an allocator ([`Mapping::alloc_folio`], a hugetlb
+/// [`Reservation`](crate::rgmem::hugetlb::Reservation)), which only [`Mapping::add_folio`] takes.
 ///
 /// # Invariants
 ///
-/// The folio is unlocked, in no mapping, and `.0` is its only reference.
-pub struct NewFolio(ARef<Folio>);
+/// The folio is unlocked, in no mapping, and `folio` is its only reference; `hugetlb` tells
+/// whether it is a hugetlb folio.
+pub struct NewFolio {
+    folio: ARef<Folio>,
+    hugetlb: bool,
+}
+
+impl NewFolio {
+    /// Takes ownership of a new folio.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must be an unlocked folio in no mapping, hugetlb exactly when `hugetlb`, whose only
+    /// reference the caller owns and hands over.
+    #[inline]
+    pub(crate) unsafe fn from_raw(ptr: NonNull<bindings::folio>, hugetlb: bool) -> Self {
+        // INVARIANT: Per the function's contract.
+        Self {
+            // SAFETY: The caller's reference moves into the `ARef`.
+            folio: unsafe { Folio::from_owned_raw(ptr) },
+            hugetlb,
+        }
+    }
+
+    /// Clears the up-to-date flag, which guest_memfd reads as "zeroed and prepared", of a folio
+    /// that may come back from a pool with it set.
+    #[inline]
+    pub(crate) fn clear_uptodate(&mut self) {
+        self.folio
+            .flags()
+            .fetch_and(!(1 << bindings::pageflags_PG_uptodate), Ordering::Relaxed);
+    }
+}
 
 /// A folio found in a page cache by [`Mapping::for_each_folio`], which holds one reference to it
 /// for the duration of the call.

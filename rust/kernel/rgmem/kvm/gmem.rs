@@ -411,6 +411,12 @@ impl MemoryAttributes2 {
 pub const FLAG_MMAP: u64 = bindings::GUEST_MEMFD_FLAG_MMAP as u64;
 /// `KVM_CREATE_GUEST_MEMFD` flag: pages start shared rather than private.
 pub const FLAG_INIT_SHARED: u64 = bindings::GUEST_MEMFD_FLAG_INIT_SHARED as u64;
+/// `KVM_CREATE_GUEST_MEMFD` flag: folios come from the hugetlb pool.
+pub const FLAG_HUGETLB: u64 = bindings::GUEST_MEMFD_FLAG_HUGETLB as u64;
+/// Where the flags of a hugetlb file give log2 of its page size, in bytes.
+pub const HUGETLB_SIZE_SHIFT: u32 = bindings::GUEST_MEMFD_HUGETLB_SIZE_SHIFT;
+/// The mask of that field, once shifted down.
+pub const HUGETLB_SIZE_MASK: u64 = bindings::GUEST_MEMFD_HUGETLB_SIZE_MASK as u64;
 
 /// The attribute that marks memory private.
 pub const MEMORY_ATTRIBUTE_PRIVATE: u64 = bindings::KVM_MEMORY_ATTRIBUTE_PRIVATE as u64;
