@@ -123,6 +123,15 @@ impl PageRange {
         self.pages() << PAGE_SHIFT
     }
 
+    /// Whether the range is whole naturally aligned blocks of `1 << order` pages.
+    pub(crate) const fn is_aligned(&self, order: u32) -> bool {
+        if order > MAX_ORDER {
+            return false;
+        }
+        let mask = (1u64 << order) - 1;
+        self.start & mask == 0 && self.end & mask == 0
+    }
+
     /// Whether page `index` lies in the range.
     // Its first user is the hugetlb allocator.
     #[allow(dead_code)]

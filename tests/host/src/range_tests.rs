@@ -129,3 +129,14 @@ proptest! {
         prop_assert!(w.end() - block < r.end());
     }
 }
+
+#[test]
+fn alignment_to_blocks() {
+    let r = |s, e| PageRange::new(s, e).unwrap();
+    assert!(r(0, 512).is_aligned(9));
+    assert!(r(512, 1024).is_aligned(9));
+    assert!(!r(0, 511).is_aligned(9));
+    assert!(!r(1, 512).is_aligned(9));
+    assert!(r(1, 2).is_aligned(0));
+    assert!(!r(0, 1 << 19).is_aligned(MAX_ORDER + 1));
+}
