@@ -6,8 +6,11 @@
 //! other code asks which allocator it is.
 
 use crate::alloc_math;
+use core::fmt::{self, Write};
+use core::ops::ControlFlow;
 use kernel::{
     prelude::*,
+    rgmem::debugfs::SeqWriter,
     rgmem::folio::LockedFolio,
     rgmem::fs::{filemap::NewFolio, Mapping},
 };
@@ -17,6 +20,17 @@ pub(crate) trait Allocator: Send + Sync {
     /// Allocates a folio to cache file page `index` of a file of `file_pages` pages. Returns it
     /// with the index of its first page.
     fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(NewFolio, u64)>;
+
+    /// The order of the smallest folio it makes: ranges allocated or freed must be whole blocks
+    /// of that many pages.
+    fn order(&self) -> u32 {
+        0
+    }
+
+    /// Whether the host may map its folios: pages only the guest maps need not be.
+    fn host_mappable(&self) -> bool {
+        true
+    }
 }
 
 /// Base pages from the page allocator, with the mapping's GFP mask.
@@ -56,4 +70,42 @@ pub(crate) fn get_or_alloc(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Writes the folios cached by every file in `files`, given by inode number, page cache, size in
+/// pages: one line per run of adjacent folios of one order, as inode number, first page, last
+/// page (inclusive) and order. A 1 GiB folio with one page split off to 4 KiB shows as a few
+/// lines, not thousands.
+pub(crate) fn dump_folios(
+    files: impl FnOnce(&mut dyn FnMut(u64, &Mapping, u64)),
+    w: &mut SeqWriter,
+) -> fmt::Result {
+    let mut r = Ok(());
+    files(&mut |ino, mapping, pages| {
+        // The run so far: first page, one past its last, order.
+        let mut run: Option<(u64, u64, u32)> = None;
+        let mut flush = |run: (u64, u64, u32), r: &mut fmt::Result| {
+            *r = r.and(writeln!(w, "{} {} {} {}", ino, run.0, run.1 - 1, run.2));
+        };
+        mapping.for_each_folio(0, pages, |folio| {
+            let (start, end, order) = (
+                folio.index() as u64,
+                folio.next_index() as u64,
+                folio.order(),
+            );
+            run = match run {
+                Some((s, e, o)) if e == start && o == order => Some((s, end, o)),
+                Some(done) => {
+                    flush(done, &mut r);
+                    Some((start, end, order))
+                }
+                None => Some((start, end, order)),
+            };
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(done) = run {
+            flush(done, &mut r);
+        }
+    });
+    r
 }

@@ -44,6 +44,11 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     let args = MemoryAttributes2::read(arg)?;
     let to = share_math::requested(args.attributes(), args.flags(), args.reserved())?;
     let range = PageRange::from_bytes(args.offset(), args.size(), gmem.pages << PAGE_SHIFT)?;
+    // Shared pages are the host's to map, and this file's folios are not; splitting them so that
+    // pieces can be is the hugetlb conversion's work, still to come.
+    if to == Share::Shared && !gmem.allocator.host_mappable() {
+        return Err(EOPNOTSUPP);
+    }
 
     let mapping = file.mapping();
     let mut guard = mapping.invalidate_lock();

@@ -87,11 +87,11 @@ pub(crate) fn publish(dir: &Dir) {
 // for each, is left out where the architecture has no use for it, as in KVM. What left is what
 // was allocated and is no longer cached.
 
-/// Folios in the page caches `for_each` visits. Each is a base page: the page allocator is the
-/// only allocator.
-pub(crate) fn folios_cached(for_each: impl FnOnce(&mut dyn FnMut(&Mapping))) -> u64 {
+/// Folios in the page caches `for_each` visits, given by the page cache and the order of every
+/// folio in it.
+pub(crate) fn folios_cached(for_each: impl FnOnce(&mut dyn FnMut(&Mapping, u32))) -> u64 {
     let mut n = 0;
-    for_each(&mut |mapping| n += mapping.nr_pages() as u64);
+    for_each(&mut |mapping, order| n += mapping.nr_pages() as u64 >> order);
     n
 }
 

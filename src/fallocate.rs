@@ -13,21 +13,30 @@ use kernel::{
     rgmem::sched,
 };
 
-/// `fallocate(2)`: `KEEP_SIZE` is required, and `PUNCH_HOLE` the only other mode.
+/// `fallocate(2)`: `KEEP_SIZE` is required, and `PUNCH_HOLE` the only other mode. Ranges are
+/// whole folios of the file's allocator: a partial huge page could be neither allocated alone
+/// nor freed.
 pub(crate) fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i64) -> Result {
     if mode & falloc::KEEP_SIZE == 0 || mode & !(falloc::KEEP_SIZE | falloc::PUNCH_HOLE) != 0 {
         return Err(EOPNOTSUPP);
     }
     // The VFS has refused negative values and sums past the maximum file size.
     let (offset, len) = (offset as u64, len as u64);
+    let order = gmem.allocator.order();
     if mode & falloc::PUNCH_HOLE != 0 {
         // As in KVM, a hole past the end of the file is already there.
         let range = PageRange::from_bytes(offset, len, u64::MAX)?;
+        if !range.is_aligned(order) {
+            return Err(EINVAL);
+        }
         if let Some(range) = PageRange::new(0, gmem.pages).and_then(|f| f.intersect(&range)) {
             punch_hole(gmem, file, &range);
         }
     } else {
         let range = PageRange::from_bytes(offset, len, gmem.pages << PAGE_SHIFT)?;
+        if !range.is_aligned(order) {
+            return Err(EINVAL);
+        }
         allocate(gmem, file, &range)?;
     }
     file.modified()
@@ -52,7 +61,7 @@ fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
             sched::cond_resched();
         }
         // Where the last page was missing, the next one most likely is too.
-        match allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, last_new) {
+        match allocator::get_or_alloc(&*gmem.allocator, mapping, index, gmem.pages, last_new) {
             Ok((folio, new)) => {
                 index = folio.next_index() as u64;
                 added += u64::from(new);

@@ -53,11 +53,14 @@ pub(crate) fn get_pfn(
         folio.mark_uptodate();
         counters::PREPARES.inc();
     }
-    Pfn::new(
-        folio,
-        index,
-        alloc_math::max_mapping_order(order, index, gfn),
-    )
+    // KVM's own tracking of mixed ranges does not see the file's states where it keeps none per
+    // VM: a huge mapping must not cover pages of both.
+    let order =
+        alloc_math::cap_mapping_order(alloc_math::max_mapping_order(order, index, gfn), |k| {
+            let first = index & !((1 << k) - 1);
+            gmem.shares.is_uniform(first, first + (1 << k))
+        });
+    Pfn::new(folio, index, order)
 }
 
 /// Tries of one block whose copy from user memory faulted, each after faulting the source in.
@@ -138,7 +141,7 @@ fn populate_locked(
         let gfn = start_gfn + *done;
         let index = gfn - slot.base_gfn() + slot.gmem_pgoff();
         let (folio, new) =
-            allocator::get_or_alloc(gmem.allocator, mapping, index, gmem.pages, false)
+            allocator::get_or_alloc(&*gmem.allocator, mapping, index, gmem.pages, false)
                 .map_err(Failed)?;
         if new {
             counters::FOLIOS_ALLOCATED.inc();

@@ -11,7 +11,7 @@
 //! instead.
 
 use crate::{
-    allocator::PageAllocator,
+    backing::FileAllocator,
     convert, counters, fallocate, invalidate, mmap,
     range::{PageRange, PAGE_SHIFT},
     share_math::Share,
@@ -34,17 +34,17 @@ use kernel::{
 /// The guest_memfd file type.
 pub(crate) struct GmemFile;
 
-/// Creates a file of `pages` pages for `kvm`, all in state `init`, and staying so unless it
-/// `converts`.
+/// Creates a file of `pages` pages for `kvm`, backed by `allocator`, all in state `init`, and
+/// staying so unless it `converts`.
 pub(crate) fn create(
     files: &FileType<GmemFile>,
     kvm: &Kvm,
     pages: u64,
+    allocator: FileAllocator,
     mmap: bool,
     init: Share,
     converts: bool,
 ) -> Result<ARef<File>> {
-    static PAGES: PageAllocator = PageAllocator;
     // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
     let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |file| {
         let shares = Shareability::new(file.mapping(), (!converts).then_some(init));
@@ -53,7 +53,7 @@ pub(crate) fn create(
             ino,
             kvm: kvm.into(),
             bindings <- Bindings::new(kvm),
-            allocator: &PAGES,
+            allocator,
             pages,
             mmap,
             shares <- shares,

@@ -3,8 +3,11 @@
 //! The glue to KVM: rgmem as KVM's guest_memfd provider.
 
 use crate::{
+    alloc_math,
+    backing::FileAllocator,
     binding_math, counters, fault,
     file::{self, GmemFile},
+    hugetlb,
     range::{self, PageRange, PAGE_SHIFT},
     share_math::Share,
     state::Gmem,
@@ -20,14 +23,23 @@ use kernel::{
     types::ARef,
 };
 
-/// The `KVM_CREATE_GUEST_MEMFD` flags rgmem supports. Files start shared only where they hold
-/// the attributes KVM reads, that is when KVM keeps none per VM.
+// The uAPI as the kernel-free parser knows it.
+const _: () = assert!(alloc_math::FLAG_HUGETLB == gmem::FLAG_HUGETLB);
+const _: () = assert!(alloc_math::HUGETLB_SIZE_SHIFT == gmem::HUGETLB_SIZE_SHIFT);
+const _: () = assert!(alloc_math::HUGETLB_SIZE_MASK == gmem::HUGETLB_SIZE_MASK);
+
+/// The `KVM_CREATE_GUEST_MEMFD` flags rgmem supports, as `KVM_CAP_GUEST_MEMFD_FLAGS` reports
+/// them. Files start shared only where they hold the attributes KVM reads, that is when KVM keeps
+/// none per VM; they may be backed by huge pages where the pool has some.
 fn supported_flags() -> u64 {
-    if kvm::vm_memory_attributes() {
-        gmem::FLAG_MMAP
-    } else {
-        gmem::FLAG_MMAP | gmem::FLAG_INIT_SHARED
+    let mut flags = gmem::FLAG_MMAP;
+    if !kvm::vm_memory_attributes() {
+        flags |= gmem::FLAG_INIT_SHARED;
     }
+    if hugetlb::available() {
+        flags |= gmem::FLAG_HUGETLB;
+    }
+    flags
 }
 
 /// rgmem, as KVM sees it.
@@ -38,21 +50,29 @@ impl Provider for Rgmem {
     type File = GmemFile;
 
     fn create(files: &FileType<GmemFile>, kvm: &Kvm, size: u64, flags: u64) -> Result<ARef<File>> {
-        if flags & !supported_flags() != 0 {
+        let sizes = gmem::HUGETLB_SIZE_MASK << gmem::HUGETLB_SIZE_SHIFT;
+        if flags & !(supported_flags() | sizes) != 0 {
             return Err(EINVAL);
         }
+        let order = alloc_math::folio_order(flags).ok_or(EINVAL)?;
         let pages = range::check_file_size(size)?;
         let init = if flags & gmem::FLAG_INIT_SHARED != 0 {
             Share::Shared
         } else {
             Share::Private
         };
+        // Checked before reserving anything: a refused file must leave the pool as it was.
+        if init == Share::Shared && order > 0 {
+            return Err(EINVAL);
+        }
+        let allocator = FileAllocator::new(order, pages)?;
         // KVM reads the file's states, which conversions change, only when it keeps none per VM.
         let converts = !kvm::vm_memory_attributes();
         file::create(
             files,
             kvm,
             pages,
+            allocator,
             flags & gmem::FLAG_MMAP != 0,
             init,
             converts,

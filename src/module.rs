@@ -2,7 +2,7 @@
 
 //! The module's lifetime: what exists from load to unload.
 
-use crate::{counters, kvm, shareability};
+use crate::{allocator, counters, kvm, shareability};
 use core::fmt::Write;
 use kernel::{
     c_str,
@@ -28,6 +28,7 @@ pub(crate) struct Rgmem {
     _shareability: ShowFile<Registration<kvm::Rgmem>>,
     _folios_cached: ShowFile<Registration<kvm::Rgmem>>,
     _folios_freed: ShowFile<Registration<kvm::Rgmem>>,
+    _folios: ShowFile<Registration<kvm::Rgmem>>,
     _provider: Arc<Registration<kvm::Rgmem>>,
     _debugfs: debugfs::Dir,
 }
@@ -41,7 +42,17 @@ fn show_shareability(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> 
 }
 
 fn folios_cached(provider: &Registration<kvm::Rgmem>) -> u64 {
-    counters::folios_cached(|f| provider.for_each_file(|_, mapping| f(mapping)))
+    counters::folios_cached(|f| {
+        provider.for_each_file(|gmem, mapping| f(mapping, gmem.allocator.order()))
+    })
+}
+
+/// `folios` in debugfs: the folios of every live file, in runs of one order.
+fn show_folios(provider: &Registration<kvm::Rgmem>, w: &mut SeqWriter) -> core::fmt::Result {
+    allocator::dump_folios(
+        |f| provider.for_each_file(|gmem, mapping| f(gmem.ino, mapping, gmem.pages)),
+        w,
+    )
 }
 
 /// `folios_cached` in debugfs: the folios of every live file.
@@ -80,6 +91,13 @@ impl kernel::Module for Rgmem {
             provider.clone(),
             show_folios_freed,
         )?;
+        let folios = ShowFile::new(
+            &debugfs,
+            c_str!("folios"),
+            &SHOW_FOPS,
+            provider.clone(),
+            show_folios,
+        )?;
         // Last: once KVM knows rgmem, a file can exist, and a failed init must not leave one.
         provider.register()?;
         pr_info!("version {} loaded\n", VERSION);
@@ -87,6 +105,7 @@ impl kernel::Module for Rgmem {
             _shareability: shareability,
             _folios_cached: folios_cached,
             _folios_freed: folios_freed,
+            _folios: folios,
             _provider: provider,
             _debugfs: debugfs,
         })

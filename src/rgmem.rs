@@ -4,6 +4,7 @@
 
 mod alloc_math;
 mod allocator;
+mod backing;
 mod binding_math;
 mod convert;
 mod counters;
@@ -11,6 +12,7 @@ mod errno;
 mod fallocate;
 mod fault;
 mod file;
+mod hugetlb;
 mod inode;
 mod invalidate;
 mod kvm;

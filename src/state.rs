@@ -7,7 +7,8 @@
 //! use this state, which uses the kernel-free math.
 
 use crate::{
-    allocator::{self, Allocator},
+    allocator,
+    backing::FileAllocator,
     counters,
     share_math::Share,
     shareability::{Shareability, Steady},
@@ -32,7 +33,7 @@ pub(crate) struct Gmem {
     #[pin]
     pub(crate) bindings: Bindings,
     /// Where the file's folios come from.
-    pub(crate) allocator: &'static dyn Allocator,
+    pub(crate) allocator: FileAllocator,
     /// The inode number, which names the file in debugfs.
     pub(crate) ino: u64,
     /// The file size in pages; fixed at creation.
@@ -60,7 +61,7 @@ impl Gmem {
             return Ok(None);
         }
         let (folio, new) =
-            allocator::get_or_alloc(self.allocator, mapping, index, self.pages, false)?;
+            allocator::get_or_alloc(&*self.allocator, mapping, index, self.pages, false)?;
         if new {
             counters::FOLIOS_ALLOCATED.inc();
         }

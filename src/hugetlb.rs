@@ -1,0 +1,59 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Folios from the hugetlb pool: 2 MiB or 1 GiB pages, reserved for the whole file when it is
+//! created, as hugetlbfs does, so that a fault never finds the pool empty.
+//!
+//! The host never maps a hugetlb folio through a file's mapping, which is not a hugetlb VMA: its
+//! pages are the guest's alone.
+
+use crate::{alloc_math, allocator::Allocator};
+use kernel::{
+    prelude::*,
+    rgmem::fs::{filemap::NewFolio, Mapping},
+    rgmem::hugetlb::{Hstate, Reservation},
+};
+
+/// Huge pages of one size, reserved for one file.
+pub(crate) struct HugetlbAllocator {
+    pool: Reservation,
+}
+
+impl HugetlbAllocator {
+    /// Reserves the pages of a file of `pages` base pages, in folios of `order`: `EINVAL` if the
+    /// kernel has no pool of that size or the file is not made of whole pages of it, `ENOMEM` if
+    /// the pool cannot reserve them all.
+    pub(crate) fn new(order: u32, pages: u64) -> Result<Self> {
+        let hstate = Hstate::of_order(order).ok_or(EINVAL)?;
+        if pages % (1 << order) != 0 {
+            return Err(EINVAL);
+        }
+        Ok(Self {
+            pool: Reservation::new(hstate, pages >> order)?,
+        })
+    }
+}
+
+impl Allocator for HugetlbAllocator {
+    fn alloc(&self, _mapping: &Mapping, index: u64, _file_pages: u64) -> Result<(NewFolio, u64)> {
+        // The file is whole pages of this size: the block holding `index` lies inside it.
+        let (_, start) = alloc_math::fit(index, self.order(), u64::MAX);
+        Ok((self.pool.alloc_folio()?, start))
+    }
+
+    fn order(&self) -> u32 {
+        self.pool.hstate().order()
+    }
+
+    fn host_mappable(&self) -> bool {
+        false
+    }
+}
+
+/// Whether the pool has huge pages of a size a file may ask for.
+pub(crate) fn available() -> bool {
+    alloc_math::MAPPING_ORDERS
+        .into_iter()
+        .filter(|&order| order > 0)
+        .filter_map(Hstate::of_order)
+        .any(|h| h.nr_pages() > 0)
+}
