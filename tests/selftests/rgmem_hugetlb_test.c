@@ -1,0 +1,407 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * guest_memfd files backed by the hugetlb pool (GUEST_MEMFD_FLAG_HUGETLB):
+ *
+ * - refusals: every malformed request gets EINVAL, a pool too small for
+ *   the file gets ENOMEM, and none of them moves the pool's counters;
+ * - pool_accounting: creation reserves the whole file, fallocate and
+ *   punch-hole take and give back whole pages, and closing returns the
+ *   pool to where it was;
+ * - guest_2m, guest_1g: a guest touching the file is mapped by KVM with
+ *   pages of the file's size (KVM's pages_2m/pages_1g), its writes stay
+ *   where they were written, and a punched page comes back zeroed, though
+ *   the pool hands out the page it just took back;
+ * - no_shared_pages: with guest_memfd holding the attributes, converting
+ *   a hugetlb file's pages to shared is refused and changes nothing.
+ *
+ * Every test proves from rgmem's counters and folio dump that rgmem served
+ * it, and ends with the pool's counters as they were before it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <linux/falloc.h>
+#include <linux/kvm.h>
+#include <linux/sizes.h>
+
+#include "kselftest_harness.h"
+#include "kvm_util.h"
+#include "processor.h"
+#include "ucall_common.h"
+
+#include "rgmem_kvm.h"
+
+#define DATA_GPA	(1ULL << 32)
+#define DATA_SLOT	10
+#define PATTERN		0x6b6b6b6b00000000ULL
+
+/* What /sys/kernel/mm/hugepages says of one pool. */
+struct pool {
+	long nr, free, resv, surplus;
+};
+
+static long pool_read(uint64_t page_size, const char *what)
+{
+	char path[128];
+	long v = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/%s",
+		 (unsigned long)(page_size >> 10), what);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	if (fscanf(f, "%ld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
+static struct pool pool_get(uint64_t page_size)
+{
+	return (struct pool){
+		.nr = pool_read(page_size, "nr_hugepages"),
+		.free = pool_read(page_size, "free_hugepages"),
+		.resv = pool_read(page_size, "resv_hugepages"),
+		.surplus = pool_read(page_size, "surplus_hugepages"),
+	};
+}
+
+#define ASSERT_POOL(want, page_size) do {				\
+	struct pool __p = pool_get(page_size);				\
+	ASSERT_EQ((want).nr, __p.nr);					\
+	ASSERT_EQ((want).free, __p.free);				\
+	ASSERT_EQ((want).resv, __p.resv);				\
+	ASSERT_EQ((want).surplus, __p.surplus);				\
+} while (0)
+
+static uint64_t size_flag(uint64_t page_size)
+{
+	return GUEST_MEMFD_FLAG_HUGETLB |
+	       ((uint64_t)__builtin_ctzll(page_size) << GUEST_MEMFD_HUGETLB_SIZE_SHIFT);
+}
+
+/* Skips unless rgmem serves guest_memfd and the pool has @pages free pages. */
+#define REQUIRE_POOL(page_size, pages) do {				\
+	long __free = pool_read(page_size, "free_hugepages");		\
+	if (!rgmem_loaded())						\
+		SKIP(return, "rgmem is not loaded");			\
+	if (__free < (long)(pages))					\
+		SKIP(return, "%ld free %lu kB huge pages, %d needed "	\
+		     "(boot with hugepagesz=/hugepages=)", __free,	\
+		     (unsigned long)((page_size) >> 10), (int)(pages));	\
+} while (0)
+
+static int create_gmem(int vm_fd, uint64_t size, uint64_t flags)
+{
+	struct kvm_create_guest_memfd args = { .size = size, .flags = flags };
+
+	return ioctl(vm_fd, KVM_CREATE_GUEST_MEMFD, &args);
+}
+
+/*
+ * The runs rgmem's debugfs "folios" shows for inode @ino, as "first last
+ * order" lines, into @buf.
+ */
+static void folio_runs(ino_t ino, char *buf, size_t len)
+{
+	unsigned long long i, first, last;
+	unsigned int order;
+	size_t used = 0;
+	FILE *f;
+
+	buf[0] = '\0';
+	f = fopen(RGMEM_DEBUGFS "/folios", "r");
+	if (!f)
+		return;
+	while (fscanf(f, "%llu %llu %llu %u", &i, &first, &last, &order) == 4) {
+		if (i != ino)
+			continue;
+		used += snprintf(buf + used, len - used, "%llu %llu %u\n",
+				 first, last, order);
+		if (used >= len)
+			break;
+	}
+	fclose(f);
+}
+
+static ino_t ino_of(int fd)
+{
+	struct stat st;
+
+	TEST_ASSERT(!fstat(fd, &st), "fstat: %s", strerror(errno));
+	return st.st_ino;
+}
+
+TEST(refusals)
+{
+	const uint64_t m2 = SZ_2M;
+	struct kvm_vm *vm;
+	struct pool before;
+	uint64_t flags;
+	long long created;
+	int fd;
+
+	REQUIRE_POOL(m2, 1);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	ASSERT_TRUE(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) &
+		    GUEST_MEMFD_FLAG_HUGETLB)
+		TH_LOG("KVM_CAP_GUEST_MEMFD_FLAGS lacks HUGETLB with a pool");
+	before = pool_get(m2);
+	created = rgmem_read_counter("files_created");
+
+	struct { uint64_t size, flags; const char *what; } bad[] = {
+		{ m2, GUEST_MEMFD_FLAG_HUGETLB, "HUGETLB without a size" },
+		{ m2, GUEST_MEMFD_HUGETLB_2MB, "a size without HUGETLB" },
+		{ m2, GUEST_MEMFD_FLAG_HUGETLB | (22ULL << GUEST_MEMFD_HUGETLB_SIZE_SHIFT),
+		  "4 MiB, which has no pool" },
+		{ m2, GUEST_MEMFD_FLAG_HUGETLB | (12ULL << GUEST_MEMFD_HUGETLB_SIZE_SHIFT),
+		  "a base page" },
+		{ m2, GUEST_MEMFD_FLAG_HUGETLB | (31ULL << GUEST_MEMFD_HUGETLB_SIZE_SHIFT),
+		  "past 1 GiB" },
+		{ m2 + PAGE_SIZE, size_flag(m2), "a size not a multiple of 2 MiB" },
+		{ m2 / 2, size_flag(m2), "less than one page" },
+		{ m2, size_flag(m2) | GUEST_MEMFD_FLAG_INIT_SHARED,
+		  "INIT_SHARED: shared pages cannot live in hugetlb folios" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		fd = create_gmem(vm->fd, bad[i].size, bad[i].flags);
+		EXPECT_EQ(-1, fd) TH_LOG("%s was accepted", bad[i].what);
+		EXPECT_EQ(EINVAL, errno) TH_LOG("%s: %s", bad[i].what, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		ASSERT_POOL(before, m2);
+	}
+
+	/* One page more than the pool has free and unreserved. */
+	flags = size_flag(m2);
+	fd = create_gmem(vm->fd, (before.free - before.resv + 1) * m2, flags);
+	EXPECT_EQ(-1, fd);
+	EXPECT_EQ(ENOMEM, errno) TH_LOG("%s", strerror(errno));
+	ASSERT_POOL(before, m2);
+	ASSERT_EQ(created, rgmem_read_counter("files_created"));
+
+	kvm_vm_free(vm);
+}
+
+TEST(pool_accounting)
+{
+	const uint64_t m2 = SZ_2M;
+	const int pages = 4;
+	struct pool before, p;
+	char runs[256];
+	long long created, allocated;
+	struct kvm_vm *vm;
+	int fd;
+
+	REQUIRE_POOL(m2, pages);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	before = pool_get(m2);
+	created = rgmem_read_counter("files_created");
+	allocated = rgmem_read_counter("folios_allocated");
+
+	fd = create_gmem(vm->fd, pages * m2, size_flag(m2));
+	ASSERT_LE(0, fd) TH_LOG("%s", strerror(errno));
+	ASSERT_EQ(created + 1, rgmem_read_counter("files_created"));
+	/* Reserved, none taken. */
+	p = before;
+	p.resv += pages;
+	ASSERT_POOL(p, m2);
+
+	/* Whole pages only, to allocate and to free. */
+	EXPECT_EQ(-1, fallocate(fd, FALLOC_FL_KEEP_SIZE, PAGE_SIZE, m2));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, m2 + PAGE_SIZE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+				m2, PAGE_SIZE));
+	EXPECT_EQ(EINVAL, errno);
+	ASSERT_POOL(p, m2);
+
+	/* Two pages taken from the reservation. */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE, m2, 2 * m2));
+	p.free -= 2;
+	p.resv -= 2;
+	ASSERT_POOL(p, m2);
+	ASSERT_EQ(allocated + 2, rgmem_read_counter("folios_allocated"));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("512 1535 9\n", runs);
+
+	/* One given back, to the reservation. */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+			       m2, m2));
+	p.free += 1;
+	p.resv += 1;
+	ASSERT_POOL(p, m2);
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("1024 1535 9\n", runs);
+
+	/* A punch past the end of the file is a hole already, if aligned. */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE,
+			       pages * m2, m2));
+
+	close(fd);
+	ASSERT_POOL(before, m2);
+	kvm_vm_free(vm);
+}
+
+/*
+ * Writes a word into every @stride bytes of [gpa, gpa + size), then, after
+ * the host punched the first @punched bytes, reads them all back.
+ */
+static void guest_touch(uint64_t gpa, uint64_t size, uint64_t stride,
+			uint64_t punched)
+{
+	uint64_t off, v;
+
+	GUEST_SYNC(0);
+	for (off = 0; off < size; off += stride)
+		WRITE_ONCE(*(uint64_t *)(gpa + off), PATTERN | off);
+	GUEST_SYNC(1);
+	for (off = 0; off < size; off += stride) {
+		v = READ_ONCE(*(uint64_t *)(gpa + off));
+		__GUEST_ASSERT(v == (off < punched ? 0 : (PATTERN | off)),
+			       "offset 0x%lx reads 0x%lx", off, v);
+	}
+	GUEST_DONE();
+}
+
+static void run_to(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu,
+		   uint64_t cmd, uint64_t arg)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	ASSERT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason)
+		TH_LOG("exit reason %s", exit_reason_str(vcpu->run->exit_reason));
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	ASSERT_EQ(cmd, uc.cmd);
+	if (cmd == UCALL_SYNC)
+		ASSERT_EQ(arg, uc.args[1]);
+}
+
+/*
+ * A guest over @pages huge pages of @page_size from one file: KVM maps each
+ * with one page of that size, and a punched page comes back zeroed.
+ */
+static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
+			 int pages, const char *stat)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	const uint64_t size = pages * page_size;
+	uint64_t mapped, get_pfn;
+	struct kvm_vcpu *vcpu;
+	struct kvm_vm *vm;
+	struct pool before;
+	char runs[256], want[256];
+	uint8_t *raw, *uaddr;
+	int fd, level;
+
+	before = pool_get(page_size);
+	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_touch);
+	fd = vm_create_guest_memfd(vm, size, size_flag(page_size));
+
+	/*
+	 * KVM maps huge only where userspace_addr and the gpa agree modulo
+	 * the page size, even for private memory; nothing touches it.
+	 */
+	raw = mmap(NULL, size + page_size, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	uaddr = (uint8_t *)(((uintptr_t)raw + page_size - 1) & ~(page_size - 1));
+	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
+				   size, uaddr, fd, 0);
+	if (rgmem_vm_memory_attributes() == 1)
+		vm_mem_set_private(vm, DATA_GPA, size);
+
+	/* The guest maps the region with pages as large as the file's. */
+	level = page_size == SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M;
+	for (int i = 0; i < pages; i++)
+		__virt_pg_map(vm, DATA_GPA + i * page_size, DATA_GPA + i * page_size,
+			      level);
+	vcpu_args_set(vcpu, 4, DATA_GPA, size, (uint64_t)SZ_2M, page_size);
+
+	run_to(_metadata, vcpu, UCALL_SYNC, 0);
+	mapped = vm_get_stat(vm, stat);
+	get_pfn = rgmem_read_counter("get_pfn");
+	run_to(_metadata, vcpu, UCALL_SYNC, 1);
+
+	ASSERT_EQ(mapped + pages, vm_get_stat(vm, stat))
+		TH_LOG("KVM did not map each %s page with one", stat);
+	ASSERT_LT(get_pfn, rgmem_read_counter("get_pfn"))
+		TH_LOG("rgmem served no private fault");
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	snprintf(want, sizeof(want), "0 %lu %d\n",
+		 (unsigned long)(size / PAGE_SIZE - 1), __builtin_ctzll(page_size) - 12);
+	ASSERT_STREQ(want, runs);
+
+	/*
+	 * The first page goes back to the pool, and the guest's next touch
+	 * takes it again (the pool hands out the page it took back last):
+	 * it must read zero, not what the guest wrote before.
+	 */
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+			       page_size));
+	run_to(_metadata, vcpu, UCALL_DONE, 0);
+
+	close(fd);
+	kvm_vm_free(vm);
+	munmap(raw, size + page_size);
+	ASSERT_POOL(before, page_size);
+}
+
+TEST(guest_2m)
+{
+	REQUIRE_POOL(SZ_2M, 4);
+	guest_backed(_metadata, SZ_2M, 4, "pages_2m");
+}
+
+TEST(guest_1g)
+{
+	REQUIRE_POOL(SZ_1G, 1);
+	guest_backed(_metadata, SZ_1G, 1, "pages_1g");
+}
+
+TEST(no_shared_pages)
+{
+	const uint64_t m2 = SZ_2M;
+	struct kvm_vm *vm;
+	struct pool before;
+	long long conversions;
+	int fd;
+
+	REQUIRE_POOL(m2, 1);
+	if (rgmem_vm_memory_attributes() != 0)
+		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	before = pool_get(m2);
+	fd = create_gmem(vm->fd, m2, size_flag(m2));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, m2));
+	conversions = rgmem_read_counter("conversions");
+
+	/* Not yet: shared pages need the huge page split. */
+	EXPECT_EQ(EOPNOTSUPP, rgmem_set_range_attributes(fd, 0, PAGE_SIZE, 0));
+	EXPECT_EQ(EOPNOTSUPP, rgmem_set_range_attributes(fd, 0, m2, 0));
+	/* To private, which every page is: nothing to do. */
+	EXPECT_EQ(0, rgmem_set_range_attributes(fd, 0, m2,
+						KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	ASSERT_EQ(conversions, rgmem_read_counter("conversions"));
+
+	close(fd);
+	ASSERT_POOL(before, m2);
+	kvm_vm_free(vm);
+}
+
+TEST_HARNESS_MAIN
