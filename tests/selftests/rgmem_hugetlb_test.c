@@ -88,16 +88,24 @@ static uint64_t size_flag(uint64_t page_size)
 	       ((uint64_t)__builtin_ctzll(page_size) << GUEST_MEMFD_HUGETLB_SIZE_SHIFT);
 }
 
-/* Skips unless rgmem serves guest_memfd and the pool has @pages free pages. */
-#define REQUIRE_POOL(page_size, pages) do {				\
-	long __free = pool_read(page_size, "free_hugepages");		\
-	if (!rgmem_loaded())						\
-		SKIP(return, "rgmem is not loaded");			\
-	if (__free < (long)(pages))					\
-		SKIP(return, "%ld free %lu kB huge pages, %d needed "	\
-		     "(boot with hugepagesz=/hugepages=)", __free,	\
-		     (unsigned long)((page_size) >> 10), (int)(pages));	\
-} while (0)
+/*
+ * Why the test cannot run: rgmem does not serve guest_memfd, or the pool has
+ * fewer than @pages free pages of @page_size; NULL if it can.
+ */
+static const char *pool_missing(uint64_t page_size, long pages)
+{
+	static char why[128];
+	long free = pool_read(page_size, "free_hugepages");
+
+	if (!rgmem_loaded())
+		return "rgmem is not loaded";
+	if (free >= pages)
+		return NULL;
+	snprintf(why, sizeof(why),
+		 "%ld free %lu kB huge pages, %ld needed (boot with hugepagesz=/hugepages=)",
+		 free, (unsigned long)(page_size >> 10), pages);
+	return why;
+}
 
 static int create_gmem(int vm_fd, uint64_t size, uint64_t flags)
 {
@@ -142,6 +150,7 @@ static ino_t ino_of(int fd)
 
 TEST(refusals)
 {
+	const char *why;
 	const uint64_t m2 = SZ_2M;
 	struct kvm_vm *vm;
 	struct pool before;
@@ -149,7 +158,9 @@ TEST(refusals)
 	long long created;
 	int fd;
 
-	REQUIRE_POOL(m2, 1);
+	why = pool_missing(m2, 1);
+	if (why)
+		SKIP(return, "%s", why);
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	ASSERT_TRUE(vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) &
 		    GUEST_MEMFD_FLAG_HUGETLB)
@@ -193,6 +204,7 @@ TEST(refusals)
 
 TEST(pool_accounting)
 {
+	const char *why;
 	const uint64_t m2 = SZ_2M;
 	const int pages = 4;
 	struct pool before, p;
@@ -201,7 +213,9 @@ TEST(pool_accounting)
 	struct kvm_vm *vm;
 	int fd;
 
-	REQUIRE_POOL(m2, pages);
+	why = pool_missing(m2, pages);
+	if (why)
+		SKIP(return, "%s", why);
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	before = pool_get(m2);
 	created = rgmem_read_counter("files_created");
@@ -363,25 +377,34 @@ static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
 
 TEST(guest_2m)
 {
-	REQUIRE_POOL(SZ_2M, 4);
+	const char *why = pool_missing(SZ_2M, 4);
+
+	if (why)
+		SKIP(return, "%s", why);
 	guest_backed(_metadata, SZ_2M, 4, "pages_2m");
 }
 
 TEST(guest_1g)
 {
-	REQUIRE_POOL(SZ_1G, 1);
+	const char *why = pool_missing(SZ_1G, 1);
+
+	if (why)
+		SKIP(return, "%s", why);
 	guest_backed(_metadata, SZ_1G, 1, "pages_1g");
 }
 
 TEST(no_shared_pages)
 {
+	const char *why;
 	const uint64_t m2 = SZ_2M;
 	struct kvm_vm *vm;
 	struct pool before;
 	long long conversions;
 	int fd;
 
-	REQUIRE_POOL(m2, 1);
+	why = pool_missing(m2, 1);
+	if (why)
+		SKIP(return, "%s", why);
 	if (rgmem_vm_memory_attributes() != 0)
 		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
