@@ -16,6 +16,10 @@ pub mod binding_math;
 #[allow(dead_code)]
 pub mod alloc_math;
 
+#[path = "../../../src/split_math.rs"]
+#[allow(dead_code)]
+pub mod split_math;
+
 #[path = "../../../src/share_math.rs"]
 #[allow(dead_code)]
 pub mod share_math;
@@ -31,3 +35,6 @@ mod alloc_tests;
 
 #[cfg(test)]
 mod share_tests;
+
+#[cfg(test)]
+mod split_tests;
