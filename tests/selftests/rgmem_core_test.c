@@ -159,6 +159,24 @@ static void assert_released(struct __test_metadata *_metadata,
 	ASSERT_EQ(base->folios, folios(_metadata));
 }
 
+/* The pages in the hugetlb pool of one size, e.g. "2048kB"; 0 if none. */
+static long pool_pages(const char *size)
+{
+	char path[96];
+	long n = 0;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%s/nr_hugepages",
+		 size);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &n) != 1)
+		n = 0;
+	fclose(f);
+	return n;
+}
+
 TEST_F(rgmem, create_rejects_bad_args)
 {
 	static const uint64_t bad_sizes[] = {
@@ -173,6 +191,9 @@ TEST_F(rgmem, create_rejects_bad_args)
 	ASSERT_LE(0, rgmem_vm_memory_attributes());
 	if (!rgmem_vm_memory_attributes())
 		expected |= GUEST_MEMFD_FLAG_INIT_SHARED;
+	/* And may be backed by huge pages where the pool has some. */
+	if (pool_pages("2048kB") > 0 || pool_pages("1048576kB") > 0)
+		expected |= GUEST_MEMFD_FLAG_HUGETLB;
 	valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
 	ASSERT_EQ(expected, valid);
 
