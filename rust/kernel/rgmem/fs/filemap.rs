@@ -131,9 +131,8 @@ impl Mapping {
                 r
             }
         } else {
-            // SAFETY: By `NewFolio`'s invariant the folio is unlocked, in no mapping, and no one
-            // else holds it; on success it is returned locked and the page cache takes its own
-            // references.
+            // SAFETY: By `NewFolio`'s invariant the folio is unlocked, in no mapping, and ours
+            // alone; on success it is returned locked, and the page cache takes its references.
             unsafe { bindings::filemap_add_folio(self.as_ptr(), new, index as _, gfp) }
         };
         // Tested here, as `to_result()` is a call on every fault.
