@@ -252,18 +252,9 @@ static void print_rows(const struct side *side, int first_row,
 {
 	int row, i;
 
-	for (row = first_row; row < end_row; row++) {
-		/* GiB/s can be well under 1 under TCG: enough digits. */
-		int prec = strcmp(row_unit[row], "pages/s") ? 4 : 0;
-
-		printf("bench\t%s\t%s\t%.*f\t%s\truns=", side->label,
-		       row_name[row], prec,
-		       rgmem_median(side->results[row], runs), row_unit[row]);
-		for (i = 0; i < runs; i++)
-			printf("%s%.*f", i ? "," : "", prec,
-			       side->results[row][i]);
-		printf("\n");
-	}
+	for (row = first_row; row < end_row; row++)
+		rgmem_print_bench(side->label, row_name[row], row_unit[row],
+				  side->results[row], runs);
 	if (end_row <= ROW_FIRST_TOUCH)
 		return;
 	/* What KVM did per touched page: the same work on either side. */
@@ -274,39 +265,16 @@ static void print_rows(const struct side *side, int first_row,
 	printf("\n");
 }
 
-/*
- * Each row's rgmem/C over runs timed back to back, which drift of the
- * machine's speed leaves alone:
- *   pairs<TAB>ROW<TAB>GEOMEAN<TAB>LOW<TAB>HIGH<TAB>runs=R1,R2,...
- * The second run of a pair tends to be the faster, so pairs alternate
- * which side goes first and the estimate is the geometric mean of as
- * many pairs of each order, which cancels that; LOW and HIGH bound it at
- * about 95 % (two standard errors of the mean of the logarithms).
- */
+/* Each row's rgmem/C over runs timed back to back (rgmem_print_pairs()). */
 static void print_pairs(const char *tag, const struct side *rg,
 			const struct side *c, int first_row, int end_row,
 			int runs)
 {
-	int n = runs & ~1, row, i;
-	double ratio[MAX_RUNS];
+	int row;
 
-	for (row = first_row; row < end_row; row++) {
-		double sum = 0, sq = 0, mean, se;
-
-		for (i = 0; i < runs; i++)
-			ratio[i] = rg->results[row][i] / c->results[row][i];
-		for (i = 0; i < n; i++) {
-			sum += log(ratio[i]);
-			sq += log(ratio[i]) * log(ratio[i]);
-		}
-		mean = sum / n;
-		se = sqrt((sq / n - mean * mean) / (n - 1));
-		printf("%s\t%s\t%.3f\t%.3f\t%.3f\truns=", tag, row_name[row],
-		       exp(mean), exp(mean - 2 * se), exp(mean + 2 * se));
-		for (i = 0; i < runs; i++)
-			printf("%s%.3f", i ? "," : "", ratio[i]);
-		printf("\n");
-	}
+	for (row = first_row; row < end_row; row++)
+		rgmem_print_pairs(tag, row_name[row], rg->results[row],
+				  c->results[row], runs);
 }
 
 static void bad_args(void)

@@ -41,17 +41,6 @@ static void guest_code(uint64_t gpa)
 	GUEST_DONE();
 }
 
-static void run_to(struct kvm_vcpu *vcpu, uint64_t want)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	TEST_ASSERT(uc.cmd == want, "ucall %lu, wanted %lu", uc.cmd, want);
-}
-
 int main(int argc, char **argv)
 {
 	const struct vm_shape shape = {
@@ -85,10 +74,10 @@ int main(int argc, char **argv)
 	virt_map(vm, DATA_GPA, DATA_GPA, PAGES);
 	vcpu_args_set(vcpu, 1, DATA_GPA);
 
-	run_to(vcpu, UCALL_SYNC);
+	rgmem_run_to(vcpu, UCALL_SYNC);
 	TEST_ASSERT(!fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
 			       size / 2), "punch");
-	run_to(vcpu, UCALL_DONE);
+	rgmem_run_to(vcpu, UCALL_DONE);
 
 	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
 				   0, NULL, fd, 0);

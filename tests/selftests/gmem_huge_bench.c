@@ -201,46 +201,14 @@ static void print_rows(const struct side *side, int runs)
 {
 	int row, i;
 
-	for (row = 0; row < NR_ROWS; row++) {
-		int prec = strcmp(row_unit[row], "pages/s") ? 4 : 0;
-
-		printf("bench\t%s\t%s\t%.*f\t%s\truns=", side->label,
-		       row_name[row], prec,
-		       rgmem_median(side->results[row], runs), row_unit[row]);
-		for (i = 0; i < runs; i++)
-			printf("%s%.*f", i ? "," : "", prec,
-			       side->results[row][i]);
-		printf("\n");
-	}
+	for (row = 0; row < NR_ROWS; row++)
+		rgmem_print_bench(side->label, row_name[row], row_unit[row],
+				  side->results[row], runs);
 	for (row = ROW_TOUCH_2M; row <= ROW_TOUCH_1G; row++) {
 		printf("# %s %s: KVM mapped per run:", side->label, row_name[row]);
 		for (i = 0; i < (int)ARRAY_SIZE(page_stat); i++)
 			printf(" %s %.1f", page_stat[i],
 			       (double)side->mapped[row][i] / runs);
-		printf("\n");
-	}
-}
-
-/* As gmem_bench's: the geometric mean of paired ratios, ~95 % bounds. */
-static void print_pairs(const struct side *rg, const struct side *c, int runs)
-{
-	int n = runs & ~1, row, i;
-
-	for (row = 0; row < NR_ROWS; row++) {
-		double sum = 0, sq = 0, mean, se, r[MAX_RUNS];
-
-		for (i = 0; i < runs; i++)
-			r[i] = rg->results[row][i] / c->results[row][i];
-		for (i = 0; i < n; i++) {
-			sum += log(r[i]);
-			sq += log(r[i]) * log(r[i]);
-		}
-		mean = sum / n;
-		se = sqrt((sq / n - mean * mean) / (n - 1));
-		printf("pairs\t%s\t%.3f\t%.3f\t%.3f\truns=", row_name[row],
-		       exp(mean), exp(mean - 2 * se), exp(mean + 2 * se));
-		for (i = 0; i < runs; i++)
-			printf("%s%.3f", i ? "," : "", r[i]);
 		printf("\n");
 	}
 }
@@ -301,7 +269,9 @@ int main(int argc, char *argv[])
 	       created_before, created);
 	print_rows(&c, runs);
 	print_rows(&rg, runs);
-	print_pairs(&rg, &c, runs);
+	for (row = 0; row < NR_ROWS; row++)
+		rgmem_print_pairs("pairs", row_name[row], rg.results[row],
+				  c.results[row], runs);
 	return 0;
 usage:
 	fprintf(stderr, "usage: gmem_huge_bench [-r RUNS] paired (RUNS %d..%d)\n",

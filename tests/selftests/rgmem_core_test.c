@@ -159,22 +159,14 @@ static void assert_released(struct __test_metadata *_metadata,
 	ASSERT_EQ(base->folios, folios(_metadata));
 }
 
-/* The pages in the hugetlb pool of one size, e.g. "2048kB"; 0 if none. */
-static long pool_pages(const char *size)
+/* Whether the hugetlb pool of one size, e.g. "2048kB", has pages. */
+static bool pool_has_pages(const char *size)
 {
 	char path[96];
-	long n = 0;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%s/nr_hugepages",
 		 size);
-	f = fopen(path, "r");
-	if (!f)
-		return 0;
-	if (fscanf(f, "%ld", &n) != 1)
-		n = 0;
-	fclose(f);
-	return n;
+	return rgmem_read_number(path) > 0;
 }
 
 TEST_F(rgmem, create_rejects_bad_args)
@@ -192,7 +184,7 @@ TEST_F(rgmem, create_rejects_bad_args)
 	if (!rgmem_vm_memory_attributes())
 		expected |= GUEST_MEMFD_FLAG_INIT_SHARED;
 	/* And may be backed by huge pages where the pool has some. */
-	if (pool_pages("2048kB") > 0 || pool_pages("1048576kB") > 0)
+	if (pool_has_pages("2048kB") || pool_has_pages("1048576kB"))
 		expected |= GUEST_MEMFD_FLAG_HUGETLB;
 	valid = vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS);
 	ASSERT_EQ(expected, valid);

@@ -50,18 +50,10 @@ struct pool {
 static long pool_read(uint64_t page_size, const char *what)
 {
 	char path[128];
-	long v = -1;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%lukB/%s",
 		 (unsigned long)(page_size >> 10), what);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+	return rgmem_read_number(path);
 }
 
 static struct pool pool_get(uint64_t page_size)
@@ -287,21 +279,6 @@ static void guest_touch(uint64_t gpa, uint64_t size, uint64_t stride,
 	GUEST_DONE();
 }
 
-static void run_to(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu,
-		   uint64_t cmd, uint64_t arg)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	ASSERT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason)
-		TH_LOG("exit reason %s", exit_reason_str(vcpu->run->exit_reason));
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	ASSERT_EQ(cmd, uc.cmd);
-	if (cmd == UCALL_SYNC)
-		ASSERT_EQ(arg, uc.args[1]);
-}
-
 /*
  * A guest over @pages huge pages of @page_size from one file: KVM maps each
  * with one page of that size, and a punched page comes back zeroed.
@@ -346,10 +323,10 @@ static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
 			      level);
 	vcpu_args_set(vcpu, 4, DATA_GPA, size, (uint64_t)SZ_2M, page_size);
 
-	run_to(_metadata, vcpu, UCALL_SYNC, 0);
+	ASSERT_EQ(0, rgmem_run_to(vcpu, UCALL_SYNC).args[1]);
 	mapped = vm_get_stat(vm, stat);
 	get_pfn = rgmem_read_counter("get_pfn");
-	run_to(_metadata, vcpu, UCALL_SYNC, 1);
+	ASSERT_EQ(1, rgmem_run_to(vcpu, UCALL_SYNC).args[1]);
 
 	ASSERT_EQ(mapped + pages, vm_get_stat(vm, stat))
 		TH_LOG("KVM did not map each %s page with one", stat);
@@ -367,7 +344,7 @@ static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
 	 */
 	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
 			       page_size));
-	run_to(_metadata, vcpu, UCALL_DONE, 0);
+	rgmem_run_to(vcpu, UCALL_DONE);
 
 	close(fd);
 	kvm_vm_free(vm);

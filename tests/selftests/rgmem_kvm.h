@@ -6,6 +6,7 @@
 #define RGMEM_KVM_H
 
 #include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -14,6 +15,7 @@
 #include "kvm_util.h"
 #include "processor.h"
 #include "test_util.h"
+#include "ucall_common.h"
 
 #include "rgmem_test.h"
 
@@ -55,6 +57,22 @@ static inline void *rgmem_host_mem(size_t size)
 	TEST_ASSERT(size <= len, "%zu bytes of host memory asked after %zu", size,
 		    len);
 	return mem;
+}
+
+/*
+ * Runs @vcpu to its next ucall, which must be @cmd, and returns it; a guest
+ * assertion fails the program (or the test's child) with the guest's report.
+ */
+static inline struct ucall rgmem_run_to(struct kvm_vcpu *vcpu, uint64_t cmd)
+{
+	struct ucall uc;
+
+	vcpu_run(vcpu);
+	TEST_ASSERT_KVM_EXIT_REASON(vcpu, KVM_EXIT_IO);
+	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
+		REPORT_GUEST_ASSERT(uc);
+	TEST_ASSERT(uc.cmd == cmd, "ucall %lu, expected %lu", uc.cmd, cmd);
+	return uc;
 }
 
 /* rgmem's counter @name; the test fails if it cannot be read. */
@@ -120,6 +138,52 @@ static inline double rgmem_median(const double *v, int n)
 	m = n % 2 ? s[n / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 	free(s);
 	return m;
+}
+
+/*
+ * A benchmark's line for one row and side:
+ *   bench<TAB>LABEL<TAB>ROW<TAB>MEDIAN<TAB>UNIT<TAB>runs=V1,V2,...
+ * GiB/s can be well under 1 under TCG: four decimals but for pages/s.
+ */
+static inline void rgmem_print_bench(const char *label, const char *row,
+				     const char *unit, const double *v, int runs)
+{
+	int prec = strcmp(unit, "pages/s") ? 4 : 0, i;
+
+	printf("bench\t%s\t%s\t%.*f\t%s\truns=", label, row, prec,
+	       rgmem_median(v, runs), unit);
+	for (i = 0; i < runs; i++)
+		printf("%s%.*f", i ? "," : "", prec, v[i]);
+	printf("\n");
+}
+
+/*
+ * A row's ratios @a/@b over runs timed back to back, which drift of the
+ * machine's speed leaves alone:
+ *   TAG<TAB>ROW<TAB>GEOMEAN<TAB>LOW<TAB>HIGH<TAB>runs=R1,R2,...
+ * The second run of a pair tends to be the faster, so pairs alternate
+ * which side goes first and the estimate is the geometric mean of as
+ * many pairs of each order, which cancels that; LOW and HIGH bound it at
+ * about 95 % (two standard errors of the mean of the logarithms).
+ */
+static inline void rgmem_print_pairs(const char *tag, const char *row,
+				     const double *a, const double *b, int runs)
+{
+	double sum = 0, sq = 0, mean, se, r;
+	int n = runs & ~1, i;
+
+	for (i = 0; i < n; i++) {
+		r = log(a[i] / b[i]);
+		sum += r;
+		sq += r * r;
+	}
+	mean = sum / n;
+	se = sqrt((sq / n - mean * mean) / (n - 1));
+	printf("%s\t%s\t%.3f\t%.3f\t%.3f\truns=", tag, row, exp(mean),
+	       exp(mean - 2 * se), exp(mean + 2 * se));
+	for (i = 0; i < runs; i++)
+		printf("%s%.3f", i ? "," : "", a[i] / b[i]);
+	printf("\n");
 }
 
 #endif /* RGMEM_KVM_H */

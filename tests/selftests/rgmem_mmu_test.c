@@ -72,19 +72,6 @@ static void guest_mixed(uint64_t gpa)
 	GUEST_DONE();
 }
 
-static void run_to(struct __test_metadata *_metadata, struct kvm_vcpu *vcpu,
-		   uint64_t want)
-{
-	struct ucall uc;
-
-	vcpu_run(vcpu);
-	ASSERT_EQ(KVM_EXIT_IO, vcpu->run->exit_reason)
-		TH_LOG("exit reason %s", exit_reason_str(vcpu->run->exit_reason));
-	if (get_ucall(vcpu, &uc) == UCALL_ABORT)
-		REPORT_GUEST_ASSERT(uc);
-	ASSERT_EQ(want, uc.cmd);
-}
-
 TEST(mixed_block)
 {
 	const struct vm_shape shape = {
@@ -122,7 +109,7 @@ TEST(mixed_block)
 	vcpu_args_set(vcpu, 1, DATA_GPA);
 
 	get_pfn = rgmem_read_counter("get_pfn");
-	run_to(_metadata, vcpu, UCALL_DONE);
+	rgmem_run_to(vcpu, UCALL_DONE);
 
 	ASSERT_EQ(0x1111111111111111ULL, *(uint64_t *)(thp + PAGE_SIZE))
 		TH_LOG("the private write went to userspace_addr's huge page");
@@ -245,13 +232,13 @@ TEST_F_TIMEOUT(punch, bind_during_punch, PUNCH_SECONDS * 3)
 		vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD,
 					   DATA_GPA, size,
 					   rgmem_host_mem(size), p.fd, 0);
-		run_to(_metadata, vcpu, UCALL_SYNC);
+		rgmem_run_to(vcpu, UCALL_SYNC);
 		ASSERT_EQ(0, pthread_join(t, NULL));
 		pthread_barrier_destroy(&p.go);
 		ASSERT_EQ(0, p.err) TH_LOG("punch: %s", strerror(p.err));
 		ASSERT_NE(MAP_FAILED, p.host);
 
-		run_to(_metadata, vcpu, UCALL_SYNC);
+		rgmem_run_to(vcpu, UCALL_SYNC);
 		for (i = 0; i < HOST_BYTES / 8; i++)
 			ASSERT_EQ(HOST_PATTERN, p.host[i])
 				TH_LOG("round %lu: the guest wrote host memory", round);

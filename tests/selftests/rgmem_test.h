@@ -49,6 +49,20 @@ static inline int rgmem_unload(const char *name)
 	return syscall(SYS_delete_module, name, O_NONBLOCK);
 }
 
+/* The number that file @path starts with, or -1 if it cannot be read. */
+static inline long long rgmem_read_number(const char *path)
+{
+	long long v = -1;
+	FILE *f = fopen(path, "r");
+
+	if (!f)
+		return -1;
+	if (fscanf(f, "%lld", &v) != 1)
+		v = -1;
+	fclose(f);
+	return v;
+}
+
 /*
  * The value of counter @name in RGMEM_DEBUGFS, or -1 if it cannot be read.
  * Counters: files_created, files_live, folios_allocated, folios_freed,
@@ -58,17 +72,9 @@ static inline int rgmem_unload(const char *name)
 static inline long long rgmem_counter(const char *name)
 {
 	char path[256];
-	long long v = -1;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/%s", RGMEM_DEBUGFS, name);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%lld", &v) != 1)
-		v = -1;
-	fclose(f);
-	return v;
+	return rgmem_read_number(path);
 }
 
 /*
