@@ -47,3 +47,31 @@ void rust_helper_i_size_write(struct inode *inode, loff_t size)
 {
 	i_size_write(inode, size);
 }
+
+void rust_helper_rgmem_xas_init(struct xa_state *xas, struct xarray *xa,
+				unsigned long index, unsigned int order)
+{
+	XA_STATE_ORDER(init, xa, index, order);
+
+	*xas = init;
+}
+
+int rust_helper_rgmem_xas_error(const struct xa_state *xas)
+{
+	return xas_error(xas);
+}
+
+void rust_helper_rgmem_xas_destroy(struct xa_state *xas)
+{
+	xas_destroy(xas);
+}
+
+void rust_helper_rgmem_xa_lock_irq(struct xarray *xa)
+{
+	xa_lock_irq(xa);
+}
+
+void rust_helper_rgmem_xa_unlock_irq(struct xarray *xa)
+{
+	xa_unlock_irq(xa);
+}

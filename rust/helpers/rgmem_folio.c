@@ -39,3 +39,24 @@ void rust_helper_folio_clear_page(struct folio *folio, unsigned long i)
 {
 	clear_highpage(folio_page(folio, i));
 }
+
+bool rust_helper_rgmem_folio_ref_freeze(struct folio *folio, int count)
+{
+	return folio_ref_freeze(folio, count);
+}
+
+void rust_helper_rgmem_folio_ref_unfreeze(struct folio *folio, int count)
+{
+	folio_ref_unfreeze(folio, count);
+}
+
+/* The folio headed by page @n of @folio's pages, once it heads one. */
+struct folio *rust_helper_rgmem_folio_nth(struct folio *folio, unsigned long n)
+{
+	return (struct folio *)folio_page(folio, n);
+}
+
+struct folio *rust_helper_rgmem_pfn_folio(unsigned long pfn)
+{
+	return pfn_folio(pfn);
+}

@@ -7,6 +7,7 @@
  */
 
 #include <linux/hugetlb.h>
+#include <linux/hugetlb_cgroup.h>
 #include <linux/pagemap.h>
 #include <linux/topology.h>
 
@@ -83,6 +84,47 @@ int rust_helper_rgmem___filemap_add_folio(struct address_space *mapping,
 					  gfp_t gfp)
 {
 	return __filemap_add_folio(mapping, folio, index, gfp, NULL);
+}
+
+bool rust_helper_rgmem_folio_test_hugetlb(struct folio *folio)
+{
+	return folio_test_hugetlb(folio);
+}
+
+struct hugepage_subpool *rust_helper_rgmem_hugetlb_folio_subpool(struct folio *folio)
+{
+	return hugetlb_folio_subpool(folio);
+}
+
+/* Whether a hugetlb folio has no hugetlb page flag and no cgroup charge. */
+bool rust_helper_rgmem_hugetlb_folio_plain(struct folio *folio)
+{
+	return !folio->private && !hugetlb_cgroup_from_folio(folio) &&
+	       !hugetlb_cgroup_from_folio_rsvd(folio);
+}
+
+unsigned long rust_helper_rgmem_page_private(struct folio *folio)
+{
+	return page_private(&folio->page);
+}
+
+void rust_helper_rgmem_hugetlb_split_frozen_folio(struct folio *folio,
+						  unsigned int order)
+{
+	hugetlb_split_frozen_folio(folio, order);
+}
+
+void rust_helper_rgmem_hugetlb_reshape_frozen_pieces(struct folio *folio,
+						     unsigned int order,
+						     unsigned int new_order)
+{
+	hugetlb_reshape_frozen_pieces(&folio->page, order, new_order);
+}
+
+void rust_helper_rgmem_hugetlb_merge_frozen_folio(struct folio *folio,
+						  unsigned int order)
+{
+	hugetlb_merge_frozen_folio(&folio->page, order);
 }
 
 #endif /* CONFIG_HUGETLB_PAGE */

@@ -155,6 +155,13 @@ impl Folio {
         r
     }
 
+    /// Returns whether the folio is a piece of a split hugetlb folio (see `hugetlb::split`),
+    /// which holds one reference of its own besides the page cache's.
+    #[inline]
+    pub(crate) fn is_piece(&self) -> bool {
+        self.test_flag(bindings::pageflags_PG_owner_priv_1)
+    }
+
     /// Returns whether memory failure poisoned any page of the folio.
     #[inline]
     pub fn test_hwpoison(&self) -> bool {

@@ -18,6 +18,9 @@ use crate::{
 };
 use core::ptr::NonNull;
 
+mod split;
+pub use split::PreparedSplit;
+
 /// The base page shift.
 const PAGE_SHIFT: u32 = bindings::PAGE_SHIFT;
 

@@ -251,11 +251,11 @@ impl CachedFolio {
         unsafe { &*ptr.cast() }
     }
 
-    /// Whether no one but the page cache (one reference per page) and this walk holds the folio:
-    /// no process maps it, and no one pins it or is about to.
+    /// Whether no one but the page cache (one reference per page, and a piece's own) and this
+    /// walk holds the folio: no process maps it, and no one pins it or is about to.
     #[inline]
     pub fn is_unused(&self) -> bool {
-        self.0.ref_count() as usize == self.0.nr_pages() + 1
+        self.0.ref_count() as usize == self.0.nr_pages() + usize::from(self.0.is_piece()) + 1
     }
 }
 
