@@ -5,14 +5,21 @@
 //! Every folio of a file comes from the file's [`Allocator`]; nothing else allocates, and no
 //! other code asks which allocator it is.
 
-use crate::alloc_math;
+use crate::{
+    alloc_math,
+    range::PageRange,
+    split::{Reshape, SharedIn},
+};
 use core::fmt::{self, Write};
 use core::ops::ControlFlow;
 use kernel::{
     prelude::*,
     rgmem::debugfs::SeqWriter,
     rgmem::folio::LockedFolio,
-    rgmem::fs::{filemap::NewFolio, Mapping},
+    rgmem::fs::{
+        filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
+        Mapping,
+    },
 };
 
 /// A source of folios for a file's page cache.
@@ -27,9 +34,46 @@ pub(crate) trait Allocator: Send + Sync {
         0
     }
 
-    /// Whether the host may map its folios: pages only the guest maps need not be.
-    fn host_mappable(&self) -> bool {
+    /// Whether the host may map a folio of `order` it made: pages only the guest maps need not
+    /// be.
+    fn host_mappable(&self, _order: u32) -> bool {
         true
+    }
+
+    /// Reserves what making pages `range` shared needs, so that the host may map each once the
+    /// conversion commits; `shared` tells which pages are shared then. Changes nothing that
+    /// the returned [`Reshape`] does not undo when abandoned.
+    fn prepare_shared(
+        &self,
+        _guard: &InvalidateGuard<'_>,
+        _range: &PageRange,
+        _shared: SharedIn<'_>,
+    ) -> Result<Reshape> {
+        Ok(Reshape::none())
+    }
+
+    /// After pages of `range` became private: makes folios as large again as `shared`, the
+    /// pages still shared, allows. The pages are unmapped from user space.
+    fn merge(&self, _mapping: &Mapping, _range: &PageRange, _shared: SharedIn<'_>) {}
+
+    /// Frees the folios of `range`, whole blocks, whose pages in `shared` are shared.
+    fn punch_locked(
+        &self,
+        guard: &InvalidateGuard<'_>,
+        range: &PageRange,
+        _shared: SharedIn<'_>,
+    ) -> Result {
+        let start = range.byte_offset();
+        guard
+            .mapping()
+            .truncate_range_locked(guard, start, start + range.byte_len());
+        Ok(())
+    }
+
+    /// Before the page cache of a file of `pages` pages is emptied at release; returns how many
+    /// of its blocks it had to leave out of their pool.
+    fn release_locked(&self, _guard: &InvalidateGuard<'_>, _pages: u64) -> u64 {
+        0
     }
 }
 

@@ -4,10 +4,12 @@
 //! without moving them, so contents survive in both directions.
 //!
 //! A conversion goes through three types. A [`Plan`] knows whether anything changes and which
-//! single store records it. A [`Prepared`] conversion has reserved every node the store needs
-//! and, towards private, has unmapped the host and found no one else holding the pages. Up to
+//! single store records it. A [`Prepared`] conversion has reserved every node the store needs;
+//! towards shared, the allocator has reserved the folio splits that let the host map each
+//! shared page; towards private, the host is unmapped and no one else holds the pages. Up to
 //! there, failing leaves everything as it was. [`Prepared::commit`] is the point of no return:
-//! it invalidates KVM's mappings, stores, and ends the invalidation, and returns `()`.
+//! it invalidates KVM's mappings, splits, stores, merges what became private whole, and ends the
+//! invalidation, and returns `()`.
 //!
 //! The mapping's invalidate lock is held exclusively from planning to commit; user memory is
 //! only touched outside it, since faults take `mmap_lock` before it.
@@ -16,6 +18,7 @@ use crate::{
     counters, invalidate,
     range::{PageRange, PAGE_SHIFT},
     share_math::{self, Share},
+    split::Reshape,
     state::Gmem,
 };
 use core::ops::ControlFlow;
@@ -29,10 +32,11 @@ use kernel::{
 };
 
 /// Why preparing a conversion failed, and the first page at fault, which user space gets back
-/// in `error_offset`.
+/// in `error_offset`; with the allocator's preparation, to undo.
 struct Failure {
     err: Error,
     index: u64,
+    reshape: Option<Reshape>,
 }
 
 /// `KVM_SET_MEMORY_ATTRIBUTES2` on `file`, with its argument at user address `arg`.
@@ -44,11 +48,6 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     let args = MemoryAttributes2::read(arg)?;
     let to = share_math::requested(args.attributes(), args.flags(), args.reserved())?;
     let range = PageRange::from_bytes(args.offset(), args.size(), gmem.pages << PAGE_SHIFT)?;
-    // Shared pages are the host's to map, and this file's folios are not; splitting them so that
-    // pieces can be is the hugetlb conversion's work, still to come.
-    if to == Share::Shared && !gmem.allocator.host_mappable() {
-        return Err(EOPNOTSUPP);
-    }
 
     let mapping = file.mapping();
     let mut guard = mapping.invalidate_lock();
@@ -56,15 +55,26 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     if !plan.changes {
         return Ok(0);
     }
-    let failed = match plan.prepare(gmem, file, &mut guard) {
+    let reshape = match plan.prepare_reshape(gmem, &guard) {
+        Ok(reshape) => reshape,
+        Err(err) => {
+            drop(guard);
+            args.report_error_offset(range.byte_offset())?;
+            return Err(err);
+        }
+    };
+    let mut failed = match plan.prepare(gmem, file, &mut guard, reshape) {
         Ok(prepared) => {
             prepared.commit(gmem, file);
             None
         }
         Err(failure) => Some(failure),
     };
+    if let Some(reshape) = failed.as_mut().and_then(|f| f.reshape.take()) {
+        reshape.abandon(&guard);
+    }
     drop(guard);
-    if let Some(Failure { err, index }) = failed {
+    if let Some(Failure { err, index, .. }) = failed {
         args.report_error_offset(index << PAGE_SHIFT)?;
         return Err(err);
     }
@@ -80,6 +90,9 @@ struct Plan {
     changes: bool,
     /// The pages to store `to` over: `range` widened over equal neighbours.
     store: (u64, u64),
+    /// The pages KVM may map together with those of `range`: the allocator's aligned blocks,
+    /// which the conversion invalidates whole.
+    blocks: PageRange,
 }
 
 impl Plan {
@@ -100,12 +113,32 @@ impl Plan {
             _ => None,
         };
         let store = share_math::widened(start, end, to, before.as_ref(), after.as_ref());
+        let blocks = range.align_out(gmem.allocator.order()).ok_or(EINVAL)?;
         Ok(Self {
             range,
             to,
             changes,
             store,
+            blocks,
         })
+    }
+
+    /// Whether any of pages `start..end` is shared once the conversion is done.
+    fn shared_after(&self, gmem: &Gmem, start: u64, end: u64) -> bool {
+        let touched = PageRange::new(start, end).is_some_and(|r| r.overlaps(&self.range));
+        if touched {
+            return self.to == Share::Shared;
+        }
+        !(gmem.shares.is_uniform(start, end) && gmem.shares.get(start) == Share::Private)
+    }
+
+    /// Towards shared, has the allocator reserve what lets the host map each shared page.
+    fn prepare_reshape(&self, gmem: &Gmem, guard: &InvalidateGuard<'_>) -> Result<Reshape> {
+        if self.to != Share::Shared {
+            return Ok(Reshape::none());
+        }
+        gmem.allocator
+            .prepare_shared(guard, &self.range, &|s, e| self.shared_after(gmem, s, e))
     }
 
     /// Reserves what the commit needs and, towards private, makes sure the host has let go of
@@ -115,12 +148,23 @@ impl Plan {
         gmem: &'a Gmem,
         file: &File,
         guard: &'a mut InvalidateGuard<'_>,
+        reshape: Reshape,
     ) -> core::result::Result<Prepared<'a>, Failure> {
         let (start, end) = (self.range.start(), self.range.end());
-        let store = gmem
-            .shares
-            .prepare_store_locked(guard, self.store.0, self.store.1, self.to)
-            .map_err(|err| Failure { err, index: start })?;
+        let store =
+            match gmem
+                .shares
+                .prepare_store_locked(guard, self.store.0, self.store.1, self.to)
+            {
+                Ok(store) => store,
+                Err(err) => {
+                    return Err(Failure {
+                        err,
+                        index: start,
+                        reshape: Some(reshape),
+                    })
+                }
+            };
         if self.to == Share::Private {
             let mapping = file.mapping();
             mapping.unmap_pages(start, end);
@@ -140,10 +184,18 @@ impl Plan {
             });
             if let Some(index) = busy {
                 // Dropping `store` releases the reservation.
-                return Err(Failure { err: EAGAIN, index });
+                return Err(Failure {
+                    err: EAGAIN,
+                    index,
+                    reshape: Some(reshape),
+                });
             }
         }
-        Ok(Prepared { plan: self, store })
+        Ok(Prepared {
+            plan: self,
+            store,
+            reshape,
+        })
     }
 }
 
@@ -151,16 +203,21 @@ impl Plan {
 struct Prepared<'a> {
     plan: Plan,
     store: PreparedStore<'a>,
+    reshape: Reshape,
 }
 
 impl Prepared<'_> {
     /// Performs the conversion.
     fn commit(self, gmem: &Gmem, file: &File) {
         let (start, end) = (self.plan.range.start(), self.plan.range.end());
-        let inv = invalidate::pages(&gmem.bindings.lock(), &self.plan.range);
+        // A huge mapping of a block may cover the range: it goes too, so that no fault that
+        // sized its mapping before the change maps it over pages of the other state.
+        let inv = invalidate::pages(&gmem.bindings.lock(), &self.plan.blocks);
+        let mapping = file.mapping();
+        self.reshape.commit(mapping);
         if self.plan.to == Share::Shared && gmem::HAS_ARCH_INVALIDATE {
             // The architecture takes back what it gave the guest, before the host may touch it.
-            file.mapping().for_each_folio(start, end, |folio| {
+            mapping.for_each_folio(start, end, |folio| {
                 if gmem.shares.get(folio.index() as u64) == Share::Private {
                     let folio: &Folio = folio;
                     gmem::arch_invalidate(folio);
@@ -169,6 +226,11 @@ impl Prepared<'_> {
             });
         }
         self.store.commit();
+        if self.plan.to == Share::Private {
+            let plan = &self.plan;
+            gmem.allocator
+                .merge(mapping, &plan.blocks, &|s, e| plan.shared_after(gmem, s, e));
+        }
         // Faults retry until here, then see the new state.
         drop(inv);
     }

@@ -5,6 +5,7 @@
 use crate::{
     allocator, counters, invalidate,
     range::{PageRange, PAGE_SHIFT},
+    share_math::Share,
     state::Gmem,
 };
 use kernel::{
@@ -30,7 +31,7 @@ pub(crate) fn fallocate(gmem: &Gmem, file: &File, mode: i32, offset: i64, len: i
             return Err(EINVAL);
         }
         if let Some(range) = PageRange::new(0, gmem.pages).and_then(|f| f.intersect(&range)) {
-            punch_hole(gmem, file, &range);
+            punch_hole(gmem, file, &range)?;
         }
     } else {
         let range = PageRange::from_bytes(offset, len, gmem.pages << PAGE_SHIFT)?;
@@ -78,17 +79,17 @@ fn allocate(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
 const CHECK_EVERY: u64 = 16;
 
 /// Frees the folios of `range`, after unmapping them from the guest in every binding.
-fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) {
+fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
     let mapping = file.mapping();
     let invalidate = mapping.invalidate_lock();
     // The bindings lock is not held across truncation, which takes folio locks.
     let inv = invalidate::pages(&gmem.bindings.lock(), range);
-    mapping.truncate_range_locked(
-        &invalidate,
-        range.byte_offset(),
-        range.byte_offset() + range.byte_len(),
-    );
+    let shares = &gmem.shares;
+    let r = gmem.allocator.punch_locked(&invalidate, range, &|s, e| {
+        !(shares.is_uniform(s, e) && shares.get(s) == Share::Private)
+    });
     // Faults may map the range again once the invalidation ends, and find it empty.
     drop(inv);
     counters::PUNCH_HOLES.inc();
+    r
 }

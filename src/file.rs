@@ -76,13 +76,23 @@ impl file::Operations for GmemFile {
         // No new binding can appear (the file is dead), and holding slots_lock keeps KVM from
         // unbinding or freeing the bound memslots while they are detached.
         let slots = gmem.kvm.lock_slots();
-        let _invalidate = file.mapping().invalidate_lock();
+        let invalidate = file.mapping().invalidate_lock();
         let mut bindings = gmem.bindings.lock();
         if let Some(all) = PageRange::new(0, gmem.pages) {
             drop(invalidate::pages(&bindings, &all));
         }
         counters::BINDINGS.sub(bindings.iter().count() as u64);
         bindings.detach_all(&slots);
+        drop(bindings);
+        // Huge folios leave the cache whole; a block with a piece pinned elsewhere cannot merge.
+        let stranded = gmem.allocator.release_locked(&invalidate, gmem.pages);
+        if stranded > 0 {
+            counters::BLOCKS_STRANDED.add(stranded);
+            pr_warn!(
+                "{} huge pages pinned at release stay out of their pool\n",
+                stranded
+            );
+        }
         counters::FILES_LIVE.dec();
         // The page cache is emptied after this returns, and the VM reference dropped with
         // `gmem` once slots_lock is released.

@@ -3,13 +3,23 @@
 //! Folios from the hugetlb pool: 2 MiB or 1 GiB pages, reserved for the whole file when it is
 //! created, as hugetlbfs does, so that a fault never finds the pool empty.
 //!
-//! The host never maps a hugetlb folio through a file's mapping, which is not a hugetlb VMA: its
-//! pages are the guest's alone.
+//! The host never maps a hugetlb folio through a file's mapping, which is not a hugetlb VMA: a
+//! block with shared pages is split so that each of those is a base page of its own
+//! (`split.rs`).
 
-use crate::{alloc_math, allocator::Allocator};
+use crate::{
+    alloc_math,
+    allocator::{self, Allocator},
+    counters,
+    range::PageRange,
+    split::{self, Reshape, SharedIn},
+};
 use kernel::{
     prelude::*,
-    rgmem::fs::{filemap::NewFolio, Mapping},
+    rgmem::fs::{
+        filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
+        Mapping,
+    },
     rgmem::hugetlb::{Hstate, Reservation},
 };
 
@@ -44,8 +54,43 @@ impl Allocator for HugetlbAllocator {
         self.pool.hstate().order()
     }
 
-    fn host_mappable(&self) -> bool {
-        false
+    fn host_mappable(&self, order: u32) -> bool {
+        // Only a piece split down to a base page is not hugetlb, and never a 2 MiB one.
+        order == 0
+    }
+
+    fn prepare_shared(
+        &self,
+        guard: &InvalidateGuard<'_>,
+        range: &PageRange,
+        shared: SharedIn<'_>,
+    ) -> Result<Reshape> {
+        let populate = |index| {
+            let mapping = guard.mapping();
+            let (_folio, new) = allocator::get_or_alloc(self, mapping, index, u64::MAX, true)?;
+            if new {
+                counters::FOLIOS_ALLOCATED.inc();
+            }
+            Ok(())
+        };
+        split::prepare_shared(&self.pool, &populate, guard, range, shared)
+    }
+
+    fn merge(&self, mapping: &Mapping, range: &PageRange, shared: SharedIn<'_>) {
+        split::merge(&self.pool, mapping, range, shared);
+    }
+
+    fn punch_locked(
+        &self,
+        guard: &InvalidateGuard<'_>,
+        range: &PageRange,
+        shared: SharedIn<'_>,
+    ) -> Result {
+        split::punch_locked(&self.pool, guard, range, shared)
+    }
+
+    fn release_locked(&self, guard: &InvalidateGuard<'_>, pages: u64) -> u64 {
+        split::release_locked(&self.pool, guard, pages)
     }
 }
 

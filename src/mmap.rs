@@ -34,6 +34,10 @@ pub(crate) fn fault(gmem: &Gmem, file: &File, index: u64) -> Result<LockedFolio>
     let folio = gmem
         .folio_locked(&steady, mapping, index, Share::Shared)?
         .ok_or(EACCES)?;
+    // Never a hugetlb folio: a block with shared pages is split (see `split.rs`).
+    if !gmem.allocator.host_mappable(folio.order()) {
+        return Err(EFAULT);
+    }
     if !folio.test_uptodate() {
         folio.zero();
         folio.mark_uptodate();

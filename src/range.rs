@@ -152,8 +152,6 @@ impl PageRange {
     /// The range widened to whole naturally aligned blocks of
     /// `1 << order` pages: the folios of that order that hold these pages.
     /// `None` when `order > MAX_ORDER`.
-    // Its first user is the hugetlb allocator.
-    #[allow(dead_code)]
     pub(crate) fn align_out(&self, order: u32) -> Option<Self> {
         if order > MAX_ORDER {
             return None;

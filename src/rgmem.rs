@@ -22,6 +22,8 @@ mod module;
 mod range;
 mod share_math;
 mod shareability;
+mod split;
+mod split_math;
 mod state;
 
 use kernel::prelude::*;

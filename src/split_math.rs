@@ -57,6 +57,8 @@ impl Step {
     /// The XArray nodes the page cache needs to hold the step's new, smaller entries: 64 slots
     /// a node, a multi-index entry of order 9 spans 8 slots of a node one level above the
     /// leaves. A merge frees nodes and needs none.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn xarray_nodes(self) -> u64 {
         match self {
             // A node for the 1 GiB slot's 64 entries of 4096 pages, and one for each of those,
@@ -91,6 +93,8 @@ impl Shape {
     }
 
     /// The block's order.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn order(&self) -> u32 {
         self.order
     }
@@ -111,6 +115,8 @@ impl Shape {
     }
 
     /// Whether every folio of `self` lies inside a folio of `other`: `self` is as split, or more.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn at_least_as_split(&self, other: &Self) -> bool {
         self.order == other.order
             && (self.split || !other.split)
@@ -118,6 +124,8 @@ impl Shape {
     }
 
     /// The order of the folio that caches page `offset` of the block.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn order_at(&self, offset: u64) -> u32 {
         let i = (offset >> MID_ORDER) as usize;
         if !self.split {
@@ -130,6 +138,8 @@ impl Shape {
     }
 
     /// The block's folios, in order, as (first page relative to the block, order).
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn folios(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         let whole = (!self.split).then_some((0, self.order));
         let pieces = (0..if self.split { self.subs() } else { 0 }).flat_map(move |i| {
@@ -145,6 +155,8 @@ impl Shape {
     }
 
     /// How many folios cache the block.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn folio_count(&self) -> u64 {
         if !self.split {
             return 1;
@@ -244,6 +256,8 @@ impl MergePlan {
     }
 
     /// Whether there is nothing to merge.
+    // The kernel has no use for it yet; tests/host checks shapes with it.
+    #[allow(dead_code)]
     pub(crate) fn is_empty(&self) -> bool {
         !self.whole && self.mid.iter().all(|&w| w == 0)
     }
