@@ -11,8 +11,11 @@
  *   pages of the file's size (KVM's pages_2m/pages_1g), its writes stay
  *   where they were written, and a punched page comes back zeroed, though
  *   the pool hands out the page it just took back;
- * - no_shared_pages: with guest_memfd holding the attributes, converting
- *   a hugetlb file's pages to shared is refused and changes nothing.
+ * - convert_2m, convert_1g: one base page becomes shared and private again
+ *   in place; the huge folio splits only as far as the page needs (a 1 GiB
+ *   one into 511 pieces of 2 MiB and 512 base pages), KVM maps the rest
+ *   huge, a pinned shared page gets EAGAIN with its offset, and the folio
+ *   merges whole and is mapped whole again.
  *
  * Every test proves from rgmem's counters and folio dump that rgmem served
  * it, and ends with the pool's counters as they were before it.
@@ -25,6 +28,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <linux/falloc.h>
@@ -370,38 +374,194 @@ TEST(guest_1g)
 	guest_backed(_metadata, SZ_1G, 1, "pages_1g");
 }
 
-TEST(no_shared_pages)
+#define HOST_PATTERN	0x4848484800000000ULL
+
+/*
+ * Writes every page of [gpa, gpa + size); then, once page @shared_off is
+ * the host's, reads every other page back; then, once it is private again,
+ * reads them all, the host's page with what the host wrote there.
+ */
+static void guest_convert(uint64_t gpa, uint64_t size, uint64_t shared_off)
 {
-	const char *why;
-	const uint64_t m2 = SZ_2M;
+	uint64_t off, v, want;
+
+	for (off = 0; off < size; off += PAGE_SIZE)
+		WRITE_ONCE(*(uint64_t *)(gpa + off), PATTERN | off);
+	GUEST_SYNC(1);
+	for (off = 0; off < size; off += PAGE_SIZE) {
+		if (off == shared_off)
+			continue;
+		v = READ_ONCE(*(uint64_t *)(gpa + off));
+		__GUEST_ASSERT(v == (PATTERN | off), "offset 0x%lx reads 0x%lx", off, v);
+	}
+	GUEST_SYNC(2);
+	for (off = 0; off < size; off += PAGE_SIZE) {
+		want = (off == shared_off ? HOST_PATTERN : PATTERN) | off;
+		v = READ_ONCE(*(uint64_t *)(gpa + off));
+		__GUEST_ASSERT(v == want, "offset 0x%lx reads 0x%lx, not 0x%lx",
+			       off, v, want);
+	}
+	GUEST_DONE();
+}
+
+/* The folio runs of a file of @pages base pages whose page @shared is shared. */
+static void split_runs(char *buf, size_t len, uint64_t page_size, uint64_t pages,
+		       uint64_t shared)
+{
+	uint64_t sub = shared & ~511ULL, block = shared & ~(page_size / PAGE_SIZE - 1);
+	uint64_t block_end = block + page_size / PAGE_SIZE;
+	size_t used = 0;
+	int order = __builtin_ctzll(page_size) - 12;
+
+	if (block)
+		used += snprintf(buf + used, len - used, "0 %lu %d\n",
+				 (unsigned long)block - 1, order);
+	if (sub > block)
+		used += snprintf(buf + used, len - used, "%lu %lu 9\n",
+				 (unsigned long)block, (unsigned long)sub - 1);
+	used += snprintf(buf + used, len - used, "%lu %lu 0\n",
+			 (unsigned long)sub, (unsigned long)sub + 511);
+	if (sub + 512 < block_end)
+		used += snprintf(buf + used, len - used, "%lu %lu 9\n",
+				 (unsigned long)sub + 512, (unsigned long)block_end - 1);
+	if (block_end < pages)
+		snprintf(buf + used, len - used, "%lu %lu %d\n",
+			 (unsigned long)block_end, (unsigned long)pages - 1, order);
+}
+
+/*
+ * One base page of a file of @pages huge pages of @page_size becomes
+ * shared and private again, in place: the huge folio holding it splits only
+ * as far as that page needs, KVM maps the rest with pages as large as the
+ * pieces, the contents survive both ways, a pinned shared page holds the
+ * conversion back with EAGAIN, and the folio merges whole again and is
+ * mapped whole again.
+ */
+static void convert_one_page(struct __test_metadata *_metadata, uint64_t page_size,
+			     int pages, const char *stat)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	const uint64_t size = pages * page_size;
+	/* Inside the second 2 MiB of the second huge page, if there is one. */
+	const uint64_t shared_off = (pages > 1 ? page_size : 0) + SZ_2M + 5 * PAGE_SIZE;
+	const uint64_t shared = shared_off / PAGE_SIZE;
+	struct kvm_memory_attributes2 attrs = {
+		.offset = shared_off,
+		.size = PAGE_SIZE,
+		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
+	};
+	uint64_t huge, mid, splits, merges, conversions, *host;
+	struct iovec iov;
+	struct kvm_vcpu *vcpu;
 	struct kvm_vm *vm;
 	struct pool before;
-	long long conversions;
-	int fd;
+	char runs[512], want[512];
+	uint8_t *raw, *uaddr, *file_map;
+	int fd, level, pipefd[2];
 
-	why = pool_missing(m2, 1);
+	before = pool_get(page_size);
+	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_convert);
+	fd = vm_create_guest_memfd(vm, size, size_flag(page_size) | GUEST_MEMFD_FLAG_MMAP);
+	raw = mmap(NULL, size + page_size, PROT_NONE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	ASSERT_NE(MAP_FAILED, raw);
+	uaddr = (uint8_t *)(((uintptr_t)raw + page_size - 1) & ~(page_size - 1));
+	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
+				   size, uaddr, fd, 0);
+	level = page_size == SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M;
+	for (int i = 0; i < pages; i++)
+		__virt_pg_map(vm, DATA_GPA + i * page_size, DATA_GPA + i * page_size,
+			      level);
+	vcpu_args_set(vcpu, 3, DATA_GPA, size, shared_off);
+
+	huge = vm_get_stat(vm, stat);
+	ASSERT_EQ(1, rgmem_run_to(vcpu, UCALL_SYNC).args[1]);
+	ASSERT_EQ(huge + pages, vm_get_stat(vm, stat));
+	huge = vm_get_stat(vm, stat);
+	mid = vm_get_stat(vm, "pages_2m");
+	splits = rgmem_read_counter("splits");
+	conversions = rgmem_read_counter("conversions");
+
+	/* Shared: only the 2 MiB holding the page goes down to base pages. */
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, shared_off, PAGE_SIZE, 0));
+	ASSERT_EQ(conversions + 1, rgmem_read_counter("conversions"));
+	ASSERT_EQ(splits + (page_size == SZ_1G ? 2 : 1), rgmem_read_counter("splits"));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	split_runs(want, sizeof(want), page_size, size / PAGE_SIZE, shared);
+	ASSERT_STREQ(want, runs);
+	ASSERT_POOL(((struct pool){ before.nr, before.free - pages, before.resv,
+				    before.surplus }), page_size);
+
+	/* The host sees what the guest wrote, in place, and writes its own. */
+	file_map = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, file_map);
+	host = (uint64_t *)(file_map + shared_off);
+	ASSERT_EQ(PATTERN | shared_off, READ_ONCE(*host));
+	WRITE_ONCE(*host, HOST_PATTERN | shared_off);
+
+	/* The guest reads the rest, mapped by KVM as huge as the pieces allow. */
+	ASSERT_EQ(2, rgmem_run_to(vcpu, UCALL_SYNC).args[1]);
+	if (page_size == SZ_1G) {
+		ASSERT_EQ(huge - 1, vm_get_stat(vm, stat));
+		ASSERT_LE(mid + 511, vm_get_stat(vm, "pages_2m"))
+			TH_LOG("the 1 GiB page's 511 whole 2 MiB pieces are not mapped 2 MiB");
+	} else {
+		ASSERT_EQ(huge - 1, vm_get_stat(vm, stat));
+	}
+
+	/* A pinned shared page holds its conversion back, and changes nothing. */
+	ASSERT_EQ(0, pipe(pipefd));
+	iov = (struct iovec){ .iov_base = host, .iov_len = PAGE_SIZE };
+	ASSERT_EQ(PAGE_SIZE, vmsplice(pipefd[1], &iov, 1, 0));
+	ASSERT_EQ(EAGAIN, rgmem_set_attributes2(fd, &attrs));
+	ASSERT_EQ(shared_off, attrs.error_offset);
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ(want, runs);
+	close(pipefd[0]);
+	close(pipefd[1]);
+
+	/* Private again: merged whole, and mapped whole on the next touch. */
+	merges = rgmem_read_counter("merges");
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, shared_off, PAGE_SIZE,
+						KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	ASSERT_LT(merges, rgmem_read_counter("merges"));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	snprintf(want, sizeof(want), "0 %lu %d\n",
+		 (unsigned long)(size / PAGE_SIZE - 1), __builtin_ctzll(page_size) - 12);
+	ASSERT_STREQ(want, runs);
+	rgmem_run_to(vcpu, UCALL_DONE);
+	ASSERT_EQ(huge, vm_get_stat(vm, stat)) TH_LOG("not mapped whole again");
+
+	munmap(file_map, size);
+	close(fd);
+	kvm_vm_free(vm);
+	munmap(raw, size + page_size);
+	ASSERT_POOL(before, page_size);
+}
+
+TEST(convert_2m)
+{
+	const char *why = pool_missing(SZ_2M, 4);
+
 	if (why)
 		SKIP(return, "%s", why);
 	if (rgmem_vm_memory_attributes() != 0)
 		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
-	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
-	before = pool_get(m2);
-	fd = create_gmem(vm->fd, m2, size_flag(m2));
-	ASSERT_LE(0, fd);
-	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, m2));
-	conversions = rgmem_read_counter("conversions");
+	convert_one_page(_metadata, SZ_2M, 4, "pages_2m");
+}
 
-	/* Not yet: shared pages need the huge page split. */
-	EXPECT_EQ(EOPNOTSUPP, rgmem_set_range_attributes(fd, 0, PAGE_SIZE, 0));
-	EXPECT_EQ(EOPNOTSUPP, rgmem_set_range_attributes(fd, 0, m2, 0));
-	/* To private, which every page is: nothing to do. */
-	EXPECT_EQ(0, rgmem_set_range_attributes(fd, 0, m2,
-						KVM_MEMORY_ATTRIBUTE_PRIVATE));
-	ASSERT_EQ(conversions, rgmem_read_counter("conversions"));
+TEST(convert_1g)
+{
+	const char *why = pool_missing(SZ_1G, 1);
 
-	close(fd);
-	ASSERT_POOL(before, m2);
-	kvm_vm_free(vm);
+	if (why)
+		SKIP(return, "%s", why);
+	if (rgmem_vm_memory_attributes() != 0)
+		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
+	convert_one_page(_metadata, SZ_1G, 1, "pages_1g");
 }
 
 TEST_HARNESS_MAIN
