@@ -15,7 +15,9 @@
  *   in place; the huge folio splits only as far as the page needs (a 1 GiB
  *   one into 511 pieces of 2 MiB and 512 base pages), KVM maps the rest
  *   huge, a pinned shared page gets EAGAIN with its offset, and the folio
- *   merges whole and is mapped whole again.
+ *   merges whole and is mapped whole again;
+ * - convert_faults: any allocation of a split failing fails the conversion
+ *   with ENOMEM and changes nothing.
  *
  * Every test proves from rgmem's counters and folio dump that rgmem served
  * it, and ends with the pool's counters as they were before it.
@@ -41,6 +43,7 @@
 #include "ucall_common.h"
 
 #include "rgmem_kvm.h"
+#include "rgmem_fail.h"
 
 #define DATA_GPA	(1ULL << 32)
 #define DATA_SLOT	10
@@ -562,6 +565,139 @@ TEST(convert_1g)
 	if (rgmem_vm_memory_attributes() != 0)
 		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	convert_one_page(_metadata, SZ_1G, 1, "pages_1g");
+}
+
+/* The lines of the debugfs dump @name that are inode @ino's; the caller frees them. */
+static char *dump_of(const char *name, ino_t ino)
+{
+	char path[128], *all, *out, *line, *nl;
+	size_t len = 0;
+
+	snprintf(path, sizeof(path), RGMEM_DEBUGFS "/%s", name);
+	all = read_all(path);
+	out = malloc(strlen(all) + 1);
+	TEST_ASSERT(out, "malloc");
+	for (line = all; (nl = strchr(line, '\n')); line = nl + 1) {
+		if (strtoull(line, NULL, 10) != ino)
+			continue;
+		memcpy(out + len, line, nl + 1 - line);
+		len += nl + 1 - line;
+	}
+	out[len] = '\0';
+	free(all);
+	return out;
+}
+
+/* What a conversion that fails must leave as it was. */
+struct state {
+	char *shares, *folios;
+	struct pool pool;
+	long long conversions, splits;
+};
+
+static struct state state_get(int fd, uint64_t page_size)
+{
+	return (struct state){
+		.shares = dump_of("shareability", ino_of(fd)),
+		.folios = dump_of("folios", ino_of(fd)),
+		.pool = pool_get(page_size),
+		.conversions = rgmem_read_counter("conversions"),
+		.splits = rgmem_read_counter("splits"),
+	};
+}
+
+/*
+ * Makes the base page at @off of @fd shared with the n-th allocation its
+ * call reaches failing, n = 1, 2, ...: each call that fails must fail with
+ * ENOMEM, report @off, and leave the shareability and folio dumps
+ * byte-for-byte, the pool's counters and rgmem's as they were. A call the
+ * kernel absorbed a failure in is undone, and the loop goes on until a
+ * call reaches no armed point. Returns how many calls failed.
+ */
+static int share_injected(struct __test_metadata *_metadata, int fd,
+			  uint64_t page_size, uint64_t off)
+{
+	struct kvm_memory_attributes2 a;
+	struct state was, now;
+	unsigned int nth, left;
+	int e, failed = 0;
+
+	for (nth = 1;; nth++) {
+		ASSERT_GT(1000, nth) TH_LOG("the conversion never succeeds");
+		was = state_get(fd, page_size);
+		a = (struct kvm_memory_attributes2){ .offset = off, .size = PAGE_SIZE };
+		fail_nth_set(nth);
+		e = rgmem_set_attributes2(fd, &a);
+		left = fail_nth_get();
+		fail_nth_set(0);
+		now = state_get(fd, page_size);
+		if (e) {
+			ASSERT_EQ(0, left) TH_LOG("failed (%s) with no fault injected",
+						  strerror(e));
+			ASSERT_EQ(ENOMEM, e) TH_LOG("fail-nth %u: %s", nth, strerror(e));
+			ASSERT_EQ(off, a.error_offset);
+			ASSERT_STREQ(was.shares, now.shares);
+			ASSERT_STREQ(was.folios, now.folios);
+			ASSERT_POOL(was.pool, page_size);
+			ASSERT_EQ(was.conversions, now.conversions);
+			ASSERT_EQ(was.splits, now.splits);
+			failed++;
+		} else {
+			ASSERT_LT(was.splits, now.splits) TH_LOG("fail-nth %u: nothing split", nth);
+		}
+		free(was.shares);
+		free(was.folios);
+		free(now.shares);
+		free(now.folios);
+		if (!e && left)
+			return failed;
+		if (!e)
+			ASSERT_EQ(0, rgmem_set_range_attributes(fd, off, PAGE_SIZE,
+								KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	}
+}
+
+/*
+ * Yan Zhao's point, tested: every allocation a split needs is made before
+ * the point of no return, so failing any of them changes nothing. For a
+ * cached 1 GiB folio split to 2 MiB and 4 KiB, for one of its 2 MiB pieces
+ * split further, and for a 2 MiB block the conversion must first cache.
+ */
+TEST(convert_faults)
+{
+	const char *why = pool_missing(SZ_1G, 1) ?: pool_missing(SZ_2M, 2);
+	struct kvm_vm *vm;
+	struct pool before1g, before2m;
+	int fd, n;
+
+	if (why)
+		SKIP(return, "%s", why);
+	if (rgmem_vm_memory_attributes() != 0)
+		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
+	setup_fault_injection();
+	before1g = pool_get(SZ_1G);
+	before2m = pool_get(SZ_2M);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+
+	fd = create_gmem(vm->fd, SZ_1G, size_flag(SZ_1G));
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, SZ_1G));
+	n = share_injected(_metadata, fd, SZ_1G, 7 * SZ_2M + 3 * PAGE_SIZE);
+	ksft_print_msg("1 GiB to 2 MiB and 4 KiB: %d failures\n", n);
+	ASSERT_LT(64, n) TH_LOG("fewer failures than the split's XArray nodes");
+	n = share_injected(_metadata, fd, SZ_1G, 9 * SZ_2M);
+	ksft_print_msg("2 MiB piece to 4 KiB: %d failures\n", n);
+	ASSERT_LT(7, n);
+	close(fd);
+	ASSERT_POOL(before1g, SZ_1G);
+
+	fd = create_gmem(vm->fd, 2 * SZ_2M, size_flag(SZ_2M));
+	ASSERT_LE(0, fd);
+	n = share_injected(_metadata, fd, SZ_2M, SZ_2M + PAGE_SIZE);
+	ksft_print_msg("uncached 2 MiB to 4 KiB: %d failures\n", n);
+	close(fd);
+	ASSERT_POOL(before2m, SZ_2M);
+	kvm_vm_free(vm);
 }
 
 TEST_HARNESS_MAIN
