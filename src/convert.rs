@@ -123,13 +123,17 @@ impl Plan {
         })
     }
 
-    /// Whether any of pages `start..end` is shared once the conversion is done.
+    /// Whether any of pages `start..end` is shared once the conversion is done: a page of the
+    /// range if it becomes shared, any other page if it is shared now.
     fn shared_after(&self, gmem: &Gmem, start: u64, end: u64) -> bool {
+        let shared_now = |s: u64, e: u64| {
+            s < e && !(gmem.shares.is_uniform(s, e) && gmem.shares.get(s) == Share::Private)
+        };
+        let (rs, re) = (self.range.start(), self.range.end());
         let touched = PageRange::new(start, end).is_some_and(|r| r.overlaps(&self.range));
-        if touched {
-            return self.to == Share::Shared;
-        }
-        !(gmem.shares.is_uniform(start, end) && gmem.shares.get(start) == Share::Private)
+        (touched && self.to == Share::Shared)
+            || shared_now(start, rs.clamp(start, end))
+            || shared_now(re.clamp(start, end), end)
     }
 
     /// Towards shared, has the allocator reserve what lets the host map each shared page.

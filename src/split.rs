@@ -26,9 +26,9 @@ use kernel::{
     rgmem::sched,
 };
 
-/// How often a merge is tried before giving up on it: a freeze fails while anyone holds a
-/// transient reference (a lookup, a walker of physical memory).
-const MERGE_TRIES: u32 = 3;
+/// How often a split or a merge is tried before giving up on it: a freeze fails while anyone
+/// holds a transient reference (a lookup, a walker of physical memory).
+const TRIES: u32 = 3;
 
 /// Whether any page of a range is shared, given as its first page and one past its last.
 pub(crate) type SharedIn<'a> = &'a dyn Fn(u64, u64) -> bool;
@@ -165,22 +165,21 @@ fn prepare_shared_into(
                 }
             }
         }
-        let mut fine = shape.splits_to(&need).filter_map(|s| match s {
-            Step::SplitToBase(i) => Some(i),
-            _ => None,
-        });
+        let fine = || {
+            shape.splits_to(&need).filter_map(|s| match s {
+                Step::SplitToBase(i) => Some(i),
+                _ => None,
+            })
+        };
         if shape.is_whole() {
-            reshape
-                .splits
-                .push(pool.prepare_split(guard, start, fine)?, GFP_KERNEL)?;
+            let split = retrying(|| pool.prepare_split(guard, start, fine()))?;
+            reshape.splits.push(split, GFP_KERNEL)?;
         } else {
-            fine.try_for_each(|i| {
+            for i in fine() {
                 let at = start + ((i as u64) << MID_ORDER);
-                reshape
-                    .splits
-                    .push(pool.prepare_split(guard, at, [0])?, GFP_KERNEL)?;
-                Ok::<(), Error>(())
-            })?;
+                let split = retrying(|| pool.prepare_split(guard, at, [0]))?;
+                reshape.splits.push(split, GFP_KERNEL)?;
+            }
         }
     }
     Ok(())
@@ -215,10 +214,24 @@ pub(crate) fn merge(
     all
 }
 
+/// Prepares a split, trying again while a transient reference (a KVM fault that got its page
+/// before the conversion began, a lookup) holds the folio: a private folio has no other users.
+fn retrying(prepare: impl Fn() -> Result<PreparedSplit>) -> Result<PreparedSplit> {
+    let mut r = prepare();
+    for _ in 1..TRIES {
+        if !matches!(&r, Err(e) if *e == EAGAIN) {
+            break;
+        }
+        sched::cond_resched();
+        r = prepare();
+    }
+    r
+}
+
 /// Merges the pieces of `1 << order` pages from `first`, trying again while transient
 /// references stop it.
 fn try_merge(pool: &Reservation, mapping: &Mapping, first: u64, order: u32) -> bool {
-    (0..MERGE_TRIES)
+    (0..TRIES)
         .any(|n| {
             if n > 0 {
                 sched::cond_resched();

@@ -16,6 +16,7 @@
  *   one into 511 pieces of 2 MiB and 512 base pages), KVM maps the rest
  *   huge, a pinned shared page gets EAGAIN with its offset, and the folio
  *   merges whole and is mapped whole again;
+ * - one_of_two_shared: a block with a shared page left stays split;
  * - convert_faults: any allocation of a split failing fails the conversion
  *   with ENOMEM and changes nothing.
  *
@@ -565,6 +566,48 @@ TEST(convert_1g)
 	if (rgmem_vm_memory_attributes() != 0)
 		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	convert_one_page(_metadata, SZ_1G, 1, "pages_1g");
+}
+
+/*
+ * Two shared pages in one 2 MiB block, and one of them private again: the
+ * block stays split, and the host still maps the other.
+ */
+TEST(one_of_two_shared)
+{
+	const char *why = pool_missing(SZ_2M, 1);
+	const uint64_t a = 3 * PAGE_SIZE, b = 300 * PAGE_SIZE;
+	struct kvm_vm *vm;
+	struct pool before;
+	char runs[256];
+	uint8_t *mem;
+	int fd;
+
+	if (why)
+		SKIP(return, "%s", why);
+	if (rgmem_vm_memory_attributes() != 0)
+		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
+	before = pool_get(SZ_2M);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = create_gmem(vm->fd, SZ_2M, size_flag(SZ_2M) | GUEST_MEMFD_FLAG_MMAP);
+	ASSERT_LE(0, fd);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, a, PAGE_SIZE, 0));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, b, PAGE_SIZE, 0));
+	WRITE_ONCE(*(uint64_t *)(mem + b), HOST_PATTERN | b);
+	/* Unmapped, the page no longer holds its piece back from a merge. */
+	ASSERT_EQ(0, madvise(mem, SZ_2M, MADV_DONTNEED));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, a, PAGE_SIZE,
+						KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("0 511 0\n", runs);
+	ASSERT_EQ(HOST_PATTERN | b, READ_ONCE(*(uint64_t *)(mem + b)));
+
+	munmap(mem, SZ_2M);
+	close(fd);
+	kvm_vm_free(vm);
+	ASSERT_POOL(before, SZ_2M);
 }
 
 /* The lines of the debugfs dump @name that are inode @ino's; the caller frees them. */
