@@ -17,6 +17,8 @@
  *   huge, a pinned shared page gets EAGAIN with its offset, and the folio
  *   merges whole and is mapped whole again;
  * - one_of_two_shared: a block with a shared page left stays split;
+ * - punch_split: a punched block holding a shared page stays cached and
+ *   reads zero, a private one goes back to the pool;
  * - convert_faults: any allocation of a split failing fails the conversion
  *   with ENOMEM and changes nothing.
  *
@@ -605,6 +607,66 @@ TEST(one_of_two_shared)
 	ASSERT_EQ(HOST_PATTERN | b, READ_ONCE(*(uint64_t *)(mem + b)));
 
 	munmap(mem, SZ_2M);
+	close(fd);
+	kvm_vm_free(vm);
+	ASSERT_POOL(before, SZ_2M);
+}
+
+/*
+ * Punching blocks: one holding a shared page stays cached, split, and reads
+ * zero; a private one goes back to the pool, and so does the first once
+ * its page is private again and the block merged.
+ */
+TEST(punch_split)
+{
+	const char *why = pool_missing(SZ_2M, 2);
+	const uint64_t off = 100 * PAGE_SIZE;
+	struct kvm_vm *vm;
+	struct pool before, p;
+	char runs[256];
+	uint8_t *mem;
+	int fd;
+
+	if (why)
+		SKIP(return, "%s", why);
+	if (rgmem_vm_memory_attributes() != 0)
+		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
+	before = pool_get(SZ_2M);
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = create_gmem(vm->fd, 2 * SZ_2M, size_flag(SZ_2M) | GUEST_MEMFD_FLAG_MMAP);
+	ASSERT_LE(0, fd);
+	mem = mmap(NULL, 2 * SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE, SZ_2M, SZ_2M));
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, off, PAGE_SIZE, 0));
+	WRITE_ONCE(*(uint64_t *)(mem + off), HOST_PATTERN);
+	/* Both pages of the file's reservation taken. */
+	p = before;
+	p.free -= 2;
+	ASSERT_POOL(p, SZ_2M);
+
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+			       2 * SZ_2M));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("0 511 0\n", runs);
+	p.free++;
+	p.resv++;
+	ASSERT_POOL(p, SZ_2M);
+	ASSERT_EQ(0, READ_ONCE(*(uint64_t *)(mem + off)));
+
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, off, PAGE_SIZE,
+						KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("0 511 9\n", runs);
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0,
+			       2 * SZ_2M));
+	folio_runs(ino_of(fd), runs, sizeof(runs));
+	ASSERT_STREQ("", runs);
+	p.free++;
+	p.resv++;
+	ASSERT_POOL(p, SZ_2M);
+
+	munmap(mem, 2 * SZ_2M);
 	close(fd);
 	kvm_vm_free(vm);
 	ASSERT_POOL(before, SZ_2M);
