@@ -109,6 +109,17 @@ static const char *pool_missing(uint64_t page_size, long pages)
 	return why;
 }
 
+/*
+ * Why a conversion test cannot run: as pool_missing(), or the VM holds the
+ * attributes (kvm.vm_memory_attributes=Y); NULL if it can.
+ */
+static const char *conversions_missing(uint64_t page_size, long pages)
+{
+	if (rgmem_vm_memory_attributes() != 0)
+		return "kvm.vm_memory_attributes=Y: the VM holds the attributes";
+	return pool_missing(page_size, pages);
+}
+
 static int create_gmem(int vm_fd, uint64_t size, uint64_t flags)
 {
 	struct kvm_create_guest_memfd args = { .size = size, .flags = flags };
@@ -550,23 +561,19 @@ static void convert_one_page(struct __test_metadata *_metadata, uint64_t page_si
 
 TEST(convert_2m)
 {
-	const char *why = pool_missing(SZ_2M, 4);
+	const char *why = conversions_missing(SZ_2M, 4);
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (rgmem_vm_memory_attributes() != 0)
-		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	convert_one_page(_metadata, SZ_2M, 4, "pages_2m");
 }
 
 TEST(convert_1g)
 {
-	const char *why = pool_missing(SZ_1G, 1);
+	const char *why = conversions_missing(SZ_1G, 1);
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (rgmem_vm_memory_attributes() != 0)
-		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	convert_one_page(_metadata, SZ_1G, 1, "pages_1g");
 }
 
@@ -576,7 +583,7 @@ TEST(convert_1g)
  */
 TEST(one_of_two_shared)
 {
-	const char *why = pool_missing(SZ_2M, 1);
+	const char *why = conversions_missing(SZ_2M, 1);
 	const uint64_t a = 3 * PAGE_SIZE, b = 300 * PAGE_SIZE;
 	struct kvm_vm *vm;
 	struct pool before;
@@ -586,8 +593,6 @@ TEST(one_of_two_shared)
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (rgmem_vm_memory_attributes() != 0)
-		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	before = pool_get(SZ_2M);
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	fd = create_gmem(vm->fd, SZ_2M, size_flag(SZ_2M) | GUEST_MEMFD_FLAG_MMAP);
@@ -619,7 +624,7 @@ TEST(one_of_two_shared)
  */
 TEST(punch_split)
 {
-	const char *why = pool_missing(SZ_2M, 2);
+	const char *why = conversions_missing(SZ_2M, 2);
 	const uint64_t off = 100 * PAGE_SIZE;
 	struct kvm_vm *vm;
 	struct pool before, p;
@@ -629,8 +634,6 @@ TEST(punch_split)
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (rgmem_vm_memory_attributes() != 0)
-		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	before = pool_get(SZ_2M);
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
 	fd = create_gmem(vm->fd, 2 * SZ_2M, size_flag(SZ_2M) | GUEST_MEMFD_FLAG_MMAP);
@@ -770,15 +773,13 @@ static int share_injected(struct __test_metadata *_metadata, int fd,
  */
 TEST(convert_faults)
 {
-	const char *why = pool_missing(SZ_1G, 1) ?: pool_missing(SZ_2M, 2);
+	const char *why = conversions_missing(SZ_1G, 1) ?: pool_missing(SZ_2M, 2);
 	struct kvm_vm *vm;
 	struct pool before1g, before2m;
 	int fd, n;
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (rgmem_vm_memory_attributes() != 0)
-		SKIP(return, "kvm.vm_memory_attributes=Y: the VM holds the attributes");
 	setup_fault_injection();
 	before1g = pool_get(SZ_1G);
 	before2m = pool_get(SZ_2M);
