@@ -4,6 +4,7 @@
  * in-kernel C guest_memfd's 4 KiB pages, in one process, run by run.
  *
  * usage: gmem_huge_bench [-r RUNS] paired
+ *        gmem_huge_bench [-r RUNS] convert
  *
  * Rows, each the median of RUNS (at least 5, default 7) runs:
  *   first_touch_1g_2m  a vCPU writes a byte to each 4 KiB page of 1 GiB of
@@ -19,6 +20,14 @@
  * C file and VM is made first; then rgmem (RGMEM_KO) is loaded, and each
  * rgmem file is made just before its run, untimed, as the pool holds one
  * file's pages at a time. Runs alternate C, rgmem, rgmem, C, ...
+ *
+ * "convert" times rgmem alone (C has no conversion), with guest_memfd
+ * holding the attributes: a guest has touched a 1 GiB-backed file, which
+ * KVM maps with one 1 GiB page; each run makes one 4 KiB page shared (the
+ * folio splits into 511 x 2 MiB and 512 x 4 KiB), private again (it merges
+ * whole) and has the guest touch it (KVM maps the 1 GiB page again),
+ * timing the three apart in microseconds, and counts the XArray nodes the
+ * split took in the radix_tree_node slab (boot with slab_nomerge).
  *
  * Output as gmem_bench's: "bench" lines per row and side, "pairs" lines of
  * the rgmem/C ratios of runs timed back to back, and '#' comments with
@@ -51,6 +60,8 @@
 #define SLOT		10
 #define MIN_RUNS	5
 #define MAX_RUNS	50
+/* The page "convert" shares: in the eighth 2 MiB of the file. */
+#define CONVERT_OFF	(7 * (uint64_t)SZ_2M + 3 * PAGE_SIZE)
 
 enum { ROW_TOUCH_2M, ROW_TOUCH_1G, ROW_FALLOC_PUNCH, NR_ROWS };
 
@@ -99,7 +110,7 @@ static uint64_t flags_for(const struct side *side, int row)
 	       ((uint64_t)row_shift[row] << GUEST_MEMFD_HUGETLB_SIZE_SHIFT);
 }
 
-static void guest_touch(uint64_t gpa, uint64_t size)
+static void guest_touch(uint64_t gpa, uint64_t size, uint64_t unused)
 {
 	uint64_t off;
 
@@ -114,7 +125,7 @@ static void guest_touch(uint64_t gpa, uint64_t size)
  * with GPA modulo 1 GiB so that KVM may map it huge.
  */
 static void touch_vm_create(const struct side *side, int row,
-			    struct touch_vm *t)
+			    struct touch_vm *t, void *guest_code)
 {
 	const struct vm_shape shape = {
 		.mode = VM_MODE_DEFAULT,
@@ -122,7 +133,7 @@ static void touch_vm_create(const struct side *side, int row,
 	};
 	uint8_t *uaddr;
 
-	t->vm = vm_create_shape_with_one_vcpu(shape, &t->vcpu, guest_touch);
+	t->vm = vm_create_shape_with_one_vcpu(shape, &t->vcpu, guest_code);
 	t->fd = vm_create_guest_memfd(t->vm, SIZE, flags_for(side, row));
 	rgmem_check_name(t->fd, side->name, side->label);
 	t->raw = mmap(NULL, 2 * SIZE, PROT_NONE,
@@ -134,7 +145,7 @@ static void touch_vm_create(const struct side *side, int row,
 	if (rgmem_vm_memory_attributes() != 0)
 		vm_mem_set_private(t->vm, GPA, SIZE);
 	__virt_pg_map(t->vm, GPA, GPA, PG_LEVEL_1G);
-	vcpu_args_set(t->vcpu, 2, GPA, SIZE);
+	vcpu_args_set(t->vcpu, 3, GPA, SIZE, CONVERT_OFF);
 }
 
 static void bench_touch(struct side *side, int row, int run, int runs)
@@ -145,7 +156,7 @@ static void bench_touch(struct side *side, int row, int run, int runs)
 	size_t i;
 
 	if (side->rgmem) {
-		touch_vm_create(side, row, &made);
+		touch_vm_create(side, row, &made, guest_touch);
 		t = &made;
 	}
 	t0 = now();
@@ -191,7 +202,8 @@ static void side_prepare_c(struct side *side, int runs)
 
 	for (i = 0; i <= runs; i++) {
 		for (row = ROW_TOUCH_2M; row <= ROW_TOUCH_1G; row++)
-			touch_vm_create(side, row, &side->touch[row][i]);
+			touch_vm_create(side, row, &side->touch[row][i],
+					guest_touch);
 		side->falloc_fd[i] = vm_create_guest_memfd(side->falloc_vm, SIZE, 0);
 		rgmem_check_name(side->falloc_fd[i], side->name, side->label);
 	}
@@ -213,6 +225,93 @@ static void print_rows(const struct side *side, int runs)
 	}
 }
 
+/* Writes every page once, then the page at @off after each sync. */
+static void guest_retouch(uint64_t gpa, uint64_t size, uint64_t off)
+{
+	uint64_t o;
+
+	for (o = 0; o < size; o += PAGE_SIZE)
+		WRITE_ONCE(*(uint8_t *)(gpa + o), 1);
+	for (;;) {
+		GUEST_SYNC(0);
+		WRITE_ONCE(*(uint8_t *)(gpa + off), 2);
+	}
+}
+
+/* The active objects of slab cache @name, and its object size. */
+static long slab_active(const char *name, long *objsize)
+{
+	char line[512], cache[64];
+	long active, total, size;
+	FILE *f = fopen("/proc/slabinfo", "r");
+
+	TEST_ASSERT(f, "/proc/slabinfo: %s", strerror(errno));
+	while (fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "%63s %ld %ld %ld", cache, &active, &total,
+			   &size) == 4 && !strcmp(cache, name)) {
+			fclose(f);
+			*objsize = size;
+			return active;
+		}
+	}
+	TEST_FAIL("no slab cache %s in /proc/slabinfo", name);
+	return -1;
+}
+
+static void bench_convert(int runs)
+{
+	static const struct side rg = { .label = "rgmem", .name = "[rgmem]",
+					.rgmem = true };
+	double split[MAX_RUNS], merge[MAX_RUNS], refault[MAX_RUNS], nodes[MAX_RUNS];
+	long long splits, merges;
+	long objsize, n0;
+	struct touch_vm t;
+	double t0, t1, t2;
+	int i, e;
+
+	TEST_ASSERT(rgmem_loaded(), "rgmem is not loaded");
+	TEST_ASSERT(rgmem_vm_memory_attributes() == 0,
+		    "guest_memfd must hold the attributes (kvm.vm_memory_attributes=0)");
+	touch_vm_create(&rg, ROW_TOUCH_1G, &t, guest_retouch);
+	rgmem_run_to(t.vcpu, UCALL_SYNC);
+	TEST_ASSERT(vm_get_stat(t.vm, "pages_1g") == 1, "not mapped with a 1 GiB page");
+	splits = rgmem_read_counter("splits");
+	merges = rgmem_read_counter("merges");
+
+	for (i = -1; i < runs; i++) {
+		int run = i < 0 ? 0 : i;
+
+		n0 = slab_active("radix_tree_node", &objsize);
+		t0 = now();
+		e = rgmem_set_range_attributes(t.fd, CONVERT_OFF, PAGE_SIZE, 0);
+		t1 = now();
+		TEST_ASSERT(!e, "to shared: %s", strerror(e));
+		nodes[run] = slab_active("radix_tree_node", &objsize) - n0;
+		split[run] = (t1 - t0) * 1e6;
+		e = rgmem_set_range_attributes(t.fd, CONVERT_OFF, PAGE_SIZE,
+					       KVM_MEMORY_ATTRIBUTE_PRIVATE);
+		t2 = now();
+		TEST_ASSERT(!e, "to private: %s", strerror(e));
+		merge[run] = (t2 - t1) * 1e6;
+		rgmem_run_to(t.vcpu, UCALL_SYNC);
+		refault[run] = (now() - t2) * 1e6;
+		TEST_ASSERT(vm_get_stat(t.vm, "pages_1g") == 1,
+			    "not mapped with a 1 GiB page again");
+	}
+	TEST_ASSERT(rgmem_read_counter("splits") - splits == 2 * (runs + 1) &&
+		    rgmem_read_counter("merges") - merges == runs + 1,
+		    "rgmem did not split and merge each run");
+	rgmem_print_bench("rgmem", "convert_4k_in_1g_split", "us", split, runs);
+	rgmem_print_bench("rgmem", "convert_4k_in_1g_merge", "us", merge, runs);
+	rgmem_print_bench("rgmem", "convert_4k_in_1g_refault", "us", refault, runs);
+	rgmem_print_bench("rgmem", "convert_4k_in_1g_xa_nodes", "nodes", nodes, runs);
+	printf("# radix_tree_node: %ld bytes; 1G->2M->4K takes 1 + 64 + 8 = 73 nodes (%ld KiB), 1G->4K would take 1 + 64 + 4096 = 4161 (%ld KiB)\n",
+	       objsize, 73 * objsize / 1024, 4161 * objsize / 1024);
+	kvm_vm_free(t.vm);
+	close(t.fd);
+	munmap(t.raw, 2 * SIZE);
+}
+
 int main(int argc, char *argv[])
 {
 	static struct side c = { .label = "C", .name = "[kvm-gmem]" };
@@ -228,8 +327,13 @@ int main(int argc, char *argv[])
 			goto usage;
 		runs = atoi(optarg);
 	}
-	if (optind != argc - 1 || strcmp(argv[optind], "paired") ||
-	    runs < MIN_RUNS || runs > MAX_RUNS)
+	if (optind != argc - 1 || runs < MIN_RUNS || runs > MAX_RUNS)
+		goto usage;
+	if (!strcmp(argv[optind], "convert")) {
+		bench_convert(runs);
+		return 0;
+	}
+	if (strcmp(argv[optind], "paired"))
 		goto usage;
 	ko = getenv("RGMEM_KO");
 	TEST_ASSERT(ko, "RGMEM_KO must name rgmem.ko");
@@ -274,7 +378,7 @@ int main(int argc, char *argv[])
 				  c.results[row], runs);
 	return 0;
 usage:
-	fprintf(stderr, "usage: gmem_huge_bench [-r RUNS] paired (RUNS %d..%d)\n",
+	fprintf(stderr, "usage: gmem_huge_bench [-r RUNS] paired|convert (RUNS %d..%d)\n",
 		MIN_RUNS, MAX_RUNS);
 	return KSFT_FAIL;
 }
