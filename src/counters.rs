@@ -62,12 +62,14 @@ pub(crate) static CONVERSIONS: Counter = Counter::new();
 pub(crate) static USER_FAULTS: Counter = Counter::new();
 /// Huge folios split, each one level (1 GiB to 2 MiB, or 2 MiB to base pages) counted once.
 pub(crate) static SPLITS: Counter = Counter::new();
+/// XArray nodes that splits took, all allocated before their commits.
+pub(crate) static SPLIT_NODES: Counter = Counter::new();
 /// Pieces merged back into a 2 MiB piece or a whole huge folio.
 pub(crate) static MERGES: Counter = Counter::new();
 /// Huge pages left out of their pool at release, because someone pinned a piece of them.
 pub(crate) static BLOCKS_STRANDED: Counter = Counter::new();
 
-const ALL: [(&CStr, &Counter); 15] = [
+const ALL: [(&CStr, &Counter); 16] = [
     (c_str!("files_created"), &FILES_CREATED),
     (c_str!("files_live"), &FILES_LIVE),
     (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
@@ -81,6 +83,7 @@ const ALL: [(&CStr, &Counter); 15] = [
     (c_str!("conversions"), &CONVERSIONS),
     (c_str!("user_faults"), &USER_FAULTS),
     (c_str!("splits"), &SPLITS),
+    (c_str!("split_nodes"), &SPLIT_NODES),
     (c_str!("merges"), &MERGES),
     (c_str!("blocks_stranded"), &BLOCKS_STRANDED),
 ];

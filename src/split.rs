@@ -55,6 +55,7 @@ impl Reshape {
         let Self { splits, cached: _ } = self;
         for split in splits {
             counters::SPLITS.add(split.levels());
+            counters::SPLIT_NODES.add(split.nodes());
             split.commit(mapping);
         }
     }

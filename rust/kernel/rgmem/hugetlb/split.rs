@@ -297,6 +297,21 @@ impl PreparedSplit {
                 .sum::<u64>()
     }
 
+    /// The XArray nodes it holds for the split, which the commit uses.
+    pub fn nodes(&self) -> u64 {
+        let mut n = 0;
+        for round in self.rounds.iter() {
+            let mut node = round.xas.xa_alloc;
+            while !node.is_null() {
+                n += 1;
+                // SAFETY: The state's nodes are its own until the split uses them, and chained
+                // through `parent` until then (`xas_split_alloc()`).
+                node = unsafe { (*node).parent };
+            }
+        }
+        n
+    }
+
     /// Whether 2 MiB sub-block `i` becomes base pages.
     fn is_fine(&self, i: usize) -> bool {
         self.fine[i / 64] & (1 << (i % 64)) != 0
