@@ -27,7 +27,7 @@
  * folio splits into 511 x 2 MiB and 512 x 4 KiB), private again (it merges
  * whole) and has the guest touch it (KVM maps the 1 GiB page again),
  * timing the three apart in microseconds, and counts the XArray nodes the
- * split took in the radix_tree_node slab (boot with slab_nomerge).
+ * split took (rgmem's split_nodes).
  *
  * Output as gmem_bench's: "bench" lines per row and side, "pairs" lines of
  * the rgmem/C ratios of runs timed back to back, and '#' comments with
@@ -238,8 +238,8 @@ static void guest_retouch(uint64_t gpa, uint64_t size, uint64_t off)
 	}
 }
 
-/* The active objects of slab cache @name, and its object size. */
-static long slab_active(const char *name, long *objsize)
+/* The size of an object of slab cache @name, from /proc/slabinfo. */
+static long slab_object_size(const char *name)
 {
 	char line[512], cache[64];
 	long active, total, size;
@@ -250,8 +250,7 @@ static long slab_active(const char *name, long *objsize)
 		if (sscanf(line, "%63s %ld %ld %ld", cache, &active, &total,
 			   &size) == 4 && !strcmp(cache, name)) {
 			fclose(f);
-			*objsize = size;
-			return active;
+			return size;
 		}
 	}
 	TEST_FAIL("no slab cache %s in /proc/slabinfo", name);
@@ -264,7 +263,8 @@ static void bench_convert(int runs)
 					.rgmem = true };
 	double split[MAX_RUNS], merge[MAX_RUNS], refault[MAX_RUNS], nodes[MAX_RUNS];
 	long long splits, merges;
-	long objsize, n0;
+	long long n0;
+	long objsize;
 	struct touch_vm t;
 	double t0, t1, t2;
 	int i, e;
@@ -281,12 +281,12 @@ static void bench_convert(int runs)
 	for (i = -1; i < runs; i++) {
 		int run = i < 0 ? 0 : i;
 
-		n0 = slab_active("radix_tree_node", &objsize);
+		n0 = rgmem_read_counter("split_nodes");
 		t0 = now();
 		e = rgmem_set_range_attributes(t.fd, CONVERT_OFF, PAGE_SIZE, 0);
 		t1 = now();
 		TEST_ASSERT(!e, "to shared: %s", strerror(e));
-		nodes[run] = slab_active("radix_tree_node", &objsize) - n0;
+		nodes[run] = rgmem_read_counter("split_nodes") - n0;
 		split[run] = (t1 - t0) * 1e6;
 		e = rgmem_set_range_attributes(t.fd, CONVERT_OFF, PAGE_SIZE,
 					       KVM_MEMORY_ATTRIBUTE_PRIVATE);
@@ -299,14 +299,16 @@ static void bench_convert(int runs)
 			    "not mapped with a 1 GiB page again");
 	}
 	TEST_ASSERT(rgmem_read_counter("splits") - splits == 2 * (runs + 1) &&
-		    rgmem_read_counter("merges") - merges == runs + 1,
+		    rgmem_read_counter("merges") - merges == 2 * (runs + 1),
 		    "rgmem did not split and merge each run");
 	rgmem_print_bench("rgmem", "convert_4k_in_1g_split", "us", split, runs);
 	rgmem_print_bench("rgmem", "convert_4k_in_1g_merge", "us", merge, runs);
 	rgmem_print_bench("rgmem", "convert_4k_in_1g_refault", "us", refault, runs);
 	rgmem_print_bench("rgmem", "convert_4k_in_1g_xa_nodes", "nodes", nodes, runs);
-	printf("# radix_tree_node: %ld bytes; 1G->2M->4K takes 1 + 64 + 8 = 73 nodes (%ld KiB), 1G->4K would take 1 + 64 + 4096 = 4161 (%ld KiB)\n",
-	       objsize, 73 * objsize / 1024, 4161 * objsize / 1024);
+	objsize = slab_object_size("radix_tree_node");
+	printf("# XArray node: %ld bytes; 1G->2M->4K: %.0f nodes (%.0f KiB); 1G->4K would take 1 + 64 + 4096 = 4161 (%ld KiB)\n",
+	       objsize, rgmem_median(nodes, runs),
+	       rgmem_median(nodes, runs) * objsize / 1024, 4161 * objsize / 1024);
 	kvm_vm_free(t.vm);
 	close(t.fd);
 	munmap(t.raw, 2 * SIZE);
