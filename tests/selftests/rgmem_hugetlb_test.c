@@ -279,6 +279,58 @@ TEST(pool_accounting)
 	kvm_vm_free(vm);
 }
 
+/* A VM over @pages huge pages of @page_size of one file, at DATA_GPA. */
+struct huge_vm {
+	struct kvm_vm *vm;
+	struct kvm_vcpu *vcpu;
+	int fd;
+	uint8_t *raw;
+	uint64_t size;
+};
+
+/*
+ * A SW_PROTECTED VM whose vCPU runs @guest_code, its memory at DATA_GPA a
+ * new file of @pages pages of @page_size created with @flags too, private,
+ * and mapped by the guest with pages of that size.
+ */
+static struct huge_vm huge_vm_create(uint64_t page_size, int pages,
+				     void *guest_code, uint64_t flags)
+{
+	const struct vm_shape shape = {
+		.mode = VM_MODE_DEFAULT,
+		.type = KVM_X86_SW_PROTECTED_VM,
+	};
+	const int level = page_size == SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M;
+	struct huge_vm h = { .size = pages * page_size };
+	uint8_t *uaddr;
+
+	h.vm = vm_create_shape_with_one_vcpu(shape, &h.vcpu, guest_code);
+	h.fd = vm_create_guest_memfd(h.vm, h.size, size_flag(page_size) | flags);
+	/*
+	 * KVM maps huge only where userspace_addr and the gpa agree modulo
+	 * the page size, even for private memory; nothing touches it.
+	 */
+	h.raw = mmap(NULL, h.size + page_size, PROT_NONE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	TEST_ASSERT(h.raw != MAP_FAILED, "mmap: %s", strerror(errno));
+	uaddr = (uint8_t *)(((uintptr_t)h.raw + page_size - 1) & ~(page_size - 1));
+	vm_set_user_memory_region2(h.vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
+				   h.size, uaddr, h.fd, 0);
+	if (rgmem_vm_memory_attributes() == 1)
+		vm_mem_set_private(h.vm, DATA_GPA, h.size);
+	for (int i = 0; i < pages; i++)
+		__virt_pg_map(h.vm, DATA_GPA + i * page_size, DATA_GPA + i * page_size,
+			      level);
+	return h;
+}
+
+static void huge_vm_free(struct huge_vm *h, uint64_t page_size)
+{
+	close(h->fd);
+	kvm_vm_free(h->vm);
+	munmap(h->raw, h->size + page_size);
+}
+
 /*
  * Writes a word into every @stride bytes of [gpa, gpa + size), then, after
  * the host punched the first @punched bytes, reads them all back.
@@ -307,41 +359,15 @@ static void guest_touch(uint64_t gpa, uint64_t size, uint64_t stride,
 static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
 			 int pages, const char *stat)
 {
-	const struct vm_shape shape = {
-		.mode = VM_MODE_DEFAULT,
-		.type = KVM_X86_SW_PROTECTED_VM,
-	};
 	const uint64_t size = pages * page_size;
+	const struct pool before = pool_get(page_size);
+	struct huge_vm h = huge_vm_create(page_size, pages, guest_touch, 0);
+	struct kvm_vcpu *vcpu = h.vcpu;
+	struct kvm_vm *vm = h.vm;
 	uint64_t mapped, get_pfn;
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
-	struct pool before;
 	char runs[256], want[256];
-	uint8_t *raw, *uaddr;
-	int fd, level;
+	int fd = h.fd;
 
-	before = pool_get(page_size);
-	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_touch);
-	fd = vm_create_guest_memfd(vm, size, size_flag(page_size));
-
-	/*
-	 * KVM maps huge only where userspace_addr and the gpa agree modulo
-	 * the page size, even for private memory; nothing touches it.
-	 */
-	raw = mmap(NULL, size + page_size, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, raw);
-	uaddr = (uint8_t *)(((uintptr_t)raw + page_size - 1) & ~(page_size - 1));
-	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
-				   size, uaddr, fd, 0);
-	if (rgmem_vm_memory_attributes() == 1)
-		vm_mem_set_private(vm, DATA_GPA, size);
-
-	/* The guest maps the region with pages as large as the file's. */
-	level = page_size == SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M;
-	for (int i = 0; i < pages; i++)
-		__virt_pg_map(vm, DATA_GPA + i * page_size, DATA_GPA + i * page_size,
-			      level);
 	vcpu_args_set(vcpu, 4, DATA_GPA, size, (uint64_t)SZ_2M, page_size);
 
 	ASSERT_EQ(0, rgmem_run_to(vcpu, UCALL_SYNC).args[1]);
@@ -367,9 +393,7 @@ static void guest_backed(struct __test_metadata *_metadata, uint64_t page_size,
 			       page_size));
 	rgmem_run_to(vcpu, UCALL_DONE);
 
-	close(fd);
-	kvm_vm_free(vm);
-	munmap(raw, size + page_size);
+	huge_vm_free(&h, page_size);
 	ASSERT_POOL(before, page_size);
 }
 
@@ -457,10 +481,6 @@ static void split_runs(char *buf, size_t len, uint64_t page_size, uint64_t pages
 static void convert_one_page(struct __test_metadata *_metadata, uint64_t page_size,
 			     int pages, const char *stat)
 {
-	const struct vm_shape shape = {
-		.mode = VM_MODE_DEFAULT,
-		.type = KVM_X86_SW_PROTECTED_VM,
-	};
 	const uint64_t size = pages * page_size;
 	/* Inside the second 2 MiB of the second huge page, if there is one. */
 	const uint64_t shared_off = (pages > 1 ? page_size : 0) + SZ_2M + 5 * PAGE_SIZE;
@@ -470,28 +490,17 @@ static void convert_one_page(struct __test_metadata *_metadata, uint64_t page_si
 		.size = PAGE_SIZE,
 		.attributes = KVM_MEMORY_ATTRIBUTE_PRIVATE,
 	};
+	const struct pool before = pool_get(page_size);
+	struct huge_vm h = huge_vm_create(page_size, pages, guest_convert,
+					  GUEST_MEMFD_FLAG_MMAP);
+	struct kvm_vcpu *vcpu = h.vcpu;
+	struct kvm_vm *vm = h.vm;
 	uint64_t huge, mid, splits, merges, conversions, *host;
 	struct iovec iov;
-	struct kvm_vcpu *vcpu;
-	struct kvm_vm *vm;
-	struct pool before;
 	char runs[512], want[512];
-	uint8_t *raw, *uaddr, *file_map;
-	int fd, level, pipefd[2];
+	uint8_t *file_map;
+	int fd = h.fd, pipefd[2];
 
-	before = pool_get(page_size);
-	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_convert);
-	fd = vm_create_guest_memfd(vm, size, size_flag(page_size) | GUEST_MEMFD_FLAG_MMAP);
-	raw = mmap(NULL, size + page_size, PROT_NONE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	ASSERT_NE(MAP_FAILED, raw);
-	uaddr = (uint8_t *)(((uintptr_t)raw + page_size - 1) & ~(page_size - 1));
-	vm_set_user_memory_region2(vm, DATA_SLOT, KVM_MEM_GUEST_MEMFD, DATA_GPA,
-				   size, uaddr, fd, 0);
-	level = page_size == SZ_1G ? PG_LEVEL_1G : PG_LEVEL_2M;
-	for (int i = 0; i < pages; i++)
-		__virt_pg_map(vm, DATA_GPA + i * page_size, DATA_GPA + i * page_size,
-			      level);
 	vcpu_args_set(vcpu, 3, DATA_GPA, size, shared_off);
 
 	huge = vm_get_stat(vm, stat);
@@ -553,9 +562,7 @@ static void convert_one_page(struct __test_metadata *_metadata, uint64_t page_si
 	ASSERT_EQ(huge, vm_get_stat(vm, stat)) TH_LOG("not mapped whole again");
 
 	munmap(file_map, size);
-	close(fd);
-	kvm_vm_free(vm);
-	munmap(raw, size + page_size);
+	huge_vm_free(&h, page_size);
 	ASSERT_POOL(before, page_size);
 }
 
