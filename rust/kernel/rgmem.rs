@@ -20,3 +20,4 @@ pub mod mm;
 pub mod sched;
 pub mod uaccess;
 pub mod warn;
+pub mod workqueue;
