@@ -7,6 +7,7 @@
 
 use crate::{
     alloc_math,
+    park::Parking,
     range::PageRange,
     split::{Reshape, SharedIn},
 };
@@ -70,11 +71,9 @@ pub(crate) trait Allocator: Send + Sync {
         Ok(())
     }
 
-    /// Before the page cache of a file of `pages` pages is emptied at release; returns how many
-    /// of its blocks it had to leave out of their pool.
-    fn release_locked(&self, _guard: &InvalidateGuard<'_>, _pages: u64) -> u64 {
-        0
-    }
+    /// Before the page cache of a file of `pages` pages is emptied at release; what cannot go
+    /// back to where it came from yet goes to `parking`.
+    fn release_locked(&self, _guard: &InvalidateGuard<'_>, _pages: u64, _parking: &Parking) {}
 }
 
 /// Base pages from the page allocator, with the mapping's GFP mask.

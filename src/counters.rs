@@ -66,10 +66,14 @@ pub(crate) static SPLITS: Counter = Counter::new();
 pub(crate) static SPLIT_NODES: Counter = Counter::new();
 /// Pieces merged back into a 2 MiB piece or a whole huge folio.
 pub(crate) static MERGES: Counter = Counter::new();
-/// Huge pages left out of their pool at release, because someone pinned a piece of them.
+/// Huge pages parked at release, because someone outside held a piece of them.
+pub(crate) static BLOCKS_PARKED: Counter = Counter::new();
+/// Parked huge pages given back to their pool once no one held them.
+pub(crate) static BLOCKS_UNPARKED: Counter = Counter::new();
+/// Huge pages left out of their pool for good: parking them failed, or rgmem was unloaded first.
 pub(crate) static BLOCKS_STRANDED: Counter = Counter::new();
 
-const ALL: [(&CStr, &Counter); 16] = [
+const ALL: [(&CStr, &Counter); 18] = [
     (c_str!("files_created"), &FILES_CREATED),
     (c_str!("files_live"), &FILES_LIVE),
     (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
@@ -85,6 +89,8 @@ const ALL: [(&CStr, &Counter); 16] = [
     (c_str!("splits"), &SPLITS),
     (c_str!("split_nodes"), &SPLIT_NODES),
     (c_str!("merges"), &MERGES),
+    (c_str!("blocks_parked"), &BLOCKS_PARKED),
+    (c_str!("blocks_unparked"), &BLOCKS_UNPARKED),
     (c_str!("blocks_stranded"), &BLOCKS_STRANDED),
 ];
 

@@ -13,6 +13,7 @@
 use crate::{
     backing::FileAllocator,
     convert, counters, fallocate, invalidate, mmap,
+    park::Parking,
     range::{PageRange, PAGE_SHIFT},
     share_math::Share,
     shareability::Shareability,
@@ -28,23 +29,40 @@ use kernel::{
         Kvm,
     },
     rgmem::mm::virt::VmaNew,
+    sync::Arc,
     types::ARef,
 };
 
 /// The guest_memfd file type.
 pub(crate) struct GmemFile;
 
-/// Creates a file of `pages` pages for `kvm`, backed by `allocator`, all in state `init`, and
-/// staying so unless it `converts`.
+/// What a new file is, besides its backing.
+pub(crate) struct Spec {
+    /// Its size, in pages.
+    pub(crate) pages: u64,
+    /// Whether the host may map its shared pages.
+    pub(crate) mmap: bool,
+    /// The state of all its pages at first.
+    pub(crate) init: Share,
+    /// Whether its pages change state; they stay `init` if not.
+    pub(crate) converts: bool,
+}
+
+/// Creates a file as `spec` says for `kvm`, backed by `allocator`, which parks in `parking` what
+/// it cannot free at release.
 pub(crate) fn create(
     files: &FileType<GmemFile>,
+    parking: &Arc<Parking>,
     kvm: &Kvm,
-    pages: u64,
+    spec: Spec,
     allocator: FileAllocator,
-    mmap: bool,
-    init: Share,
-    converts: bool,
 ) -> Result<ARef<File>> {
+    let Spec {
+        pages,
+        mmap,
+        init,
+        converts,
+    } = spec;
     // `pages` passed `range::check_file_size`, so the byte size fits in `loff_t`.
     let file = files.create(c_str!("[rgmem]"), (pages << PAGE_SHIFT) as i64, |file| {
         let shares = Shareability::new(file.mapping(), (!converts).then_some(init));
@@ -56,6 +74,7 @@ pub(crate) fn create(
             allocator,
             pages,
             mmap,
+            parking: parking.clone(),
             shares <- shares,
         })
     })?;
@@ -84,15 +103,9 @@ impl file::Operations for GmemFile {
         counters::BINDINGS.sub(bindings.iter().count() as u64);
         bindings.detach_all(&slots);
         drop(bindings);
-        // Huge folios leave the cache whole; a block with a piece pinned elsewhere cannot merge.
-        let stranded = gmem.allocator.release_locked(&invalidate, gmem.pages);
-        if stranded > 0 {
-            counters::BLOCKS_STRANDED.add(stranded);
-            pr_warn!(
-                "{} huge pages pinned at release stay out of their pool\n",
-                stranded
-            );
-        }
+        // Huge folios leave the cache whole, or parked while someone outside holds a piece.
+        gmem.allocator
+            .release_locked(&invalidate, gmem.pages, &gmem.parking);
         counters::FILES_LIVE.dec();
         // The page cache is emptied after this returns, and the VM reference dropped with
         // `gmem` once slots_lock is released.

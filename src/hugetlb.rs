@@ -11,6 +11,7 @@ use crate::{
     alloc_math,
     allocator::{self, Allocator},
     counters,
+    park::Parking,
     range::PageRange,
     split::{self, Reshape, SharedIn},
 };
@@ -89,8 +90,8 @@ impl Allocator for HugetlbAllocator {
         split::punch_locked(&self.pool, guard, range, shared)
     }
 
-    fn release_locked(&self, guard: &InvalidateGuard<'_>, pages: u64) -> u64 {
-        split::release_locked(&self.pool, guard, pages)
+    fn release_locked(&self, guard: &InvalidateGuard<'_>, pages: u64, parking: &Parking) {
+        split::release_locked(&self.pool, guard, pages, parking);
     }
 }
 

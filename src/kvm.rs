@@ -8,6 +8,7 @@ use crate::{
     binding_math, counters, fault,
     file::{self, GmemFile},
     hugetlb,
+    park::Parking,
     range::{self, PageRange, PAGE_SHIFT},
     share_math::Share,
     state::Gmem,
@@ -20,6 +21,7 @@ use kernel::{
         gmem::{self, BindingsGuard, Capability, NewSlot, Pfn, Populate, Provider},
         Kvm, MemorySlot,
     },
+    sync::Arc,
     types::ARef,
 };
 
@@ -48,8 +50,15 @@ pub(crate) struct Rgmem;
 #[vtable]
 impl Provider for Rgmem {
     type File = GmemFile;
+    type Context = Arc<Parking>;
 
-    fn create(files: &FileType<GmemFile>, kvm: &Kvm, size: u64, flags: u64) -> Result<ARef<File>> {
+    fn create(
+        parking: &Arc<Parking>,
+        files: &FileType<GmemFile>,
+        kvm: &Kvm,
+        size: u64,
+        flags: u64,
+    ) -> Result<ARef<File>> {
         let sizes = gmem::HUGETLB_SIZE_MASK << gmem::HUGETLB_SIZE_SHIFT;
         if flags & !(supported_flags() | sizes) != 0 {
             return Err(EINVAL);
@@ -68,15 +77,13 @@ impl Provider for Rgmem {
         let allocator = FileAllocator::new(order, pages)?;
         // KVM reads the file's states, which conversions change, only when it keeps none per VM.
         let converts = !kvm::vm_memory_attributes();
-        file::create(
-            files,
-            kvm,
+        let spec = file::Spec {
             pages,
-            allocator,
-            flags & gmem::FLAG_MMAP != 0,
+            mmap: flags & gmem::FLAG_MMAP != 0,
             init,
             converts,
-        )
+        };
+        file::create(files, parking, kvm, spec, allocator)
     }
 
     fn prepare(gmem: &Gmem, kvm: &Kvm, slot: &MemorySlot, offset: u64) -> Result<u64> {

@@ -2,7 +2,7 @@
 
 //! The module's lifetime: what exists from load to unload.
 
-use crate::{allocator, counters, kvm, shareability};
+use crate::{allocator, counters, kvm, park, shareability};
 use core::fmt::Write;
 use kernel::{
     c_str,
@@ -21,9 +21,9 @@ pub(crate) const VERSION: &str = "0.1.0";
 /// The loaded module.
 ///
 /// Fields drop in order: the debugfs files that read the files first (they hold the
-/// registration), then KVM stops calling rgmem, then the counters go away. Open files, guest_memfd
-/// or debugfs, pin the module, so unloading only happens once no file, and so no binding, is
-/// left.
+/// registration), then KVM stops calling rgmem and the parked blocks get their last try, then the
+/// counters go away. Open files, guest_memfd or debugfs, pin the module, so unloading only happens
+/// once no file, and so no binding, is left.
 pub(crate) struct Rgmem {
     _shareability: ShowFile<Registration<kvm::Rgmem>>,
     _folios_cached: ShowFile<Registration<kvm::Rgmem>>,
@@ -69,7 +69,8 @@ impl kernel::Module for Rgmem {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let debugfs = debugfs::Dir::new(c_str!("rgmem"))?;
         counters::publish(&debugfs);
-        let provider = Registration::new(module)?;
+        let parking = Arc::pin_init(park::new(), GFP_KERNEL)?;
+        let provider = Registration::new(module, parking)?;
         let shareability = ShowFile::new(
             &debugfs,
             c_str!("shareability"),

@@ -19,6 +19,7 @@ mod kvm;
 mod memory_failure;
 mod mmap;
 mod module;
+mod park;
 mod range;
 mod share_math;
 mod shareability;

@@ -13,6 +13,7 @@
 
 use crate::{
     counters,
+    park::{self, Parking},
     range::{PageRange, PAGE_SHIFT},
     split_math::{Shape, Step, MID_ORDER},
 };
@@ -292,18 +293,28 @@ pub(crate) fn punch_locked(
 }
 
 /// At release: merges every block, whatever its pages' states, so that each leaves the page
-/// cache as the one hugetlb folio it came as. Returns the blocks that could not merge, because
-/// someone outside pins a piece: their pieces stay out of the pool for good.
-pub(crate) fn release_locked(pool: &Reservation, guard: &InvalidateGuard<'_>, pages: u64) -> u64 {
+/// cache as the one hugetlb folio it came as. A block that cannot merge, because someone outside
+/// holds a piece, leaves the cache in pieces and is parked until they let go.
+pub(crate) fn release_locked(
+    pool: &Reservation,
+    guard: &InvalidateGuard<'_>,
+    pages: u64,
+    parking: &Parking,
+) {
     let Some(all) = PageRange::new(0, pages) else {
-        return 0;
+        return;
     };
     let order = pool.hstate().order();
     let none: SharedIn<'_> = &|_, _| false;
-    blocks(&all, order)
-        .filter(|&s| {
-            let block = PageRange::new(s, s + (1 << order));
-            !block.is_some_and(|b| merge(pool, guard.mapping(), &b, none))
-        })
-        .count() as u64
+    for start in blocks(&all, order) {
+        let Some(block) = PageRange::new(start, start + (1 << order)) else {
+            continue;
+        };
+        if merge(pool, guard.mapping(), &block, none) {
+            continue;
+        }
+        if let Some(parked) = pool.park(guard, start) {
+            park::park(parking, parked);
+        }
+    }
 }

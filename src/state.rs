@@ -10,6 +10,7 @@ use crate::{
     allocator,
     backing::FileAllocator,
     counters,
+    park::Parking,
     share_math::Share,
     shareability::{Shareability, Steady},
 };
@@ -21,6 +22,7 @@ use kernel::{
         gmem::{Bindings, HasBindings},
         Kvm,
     },
+    sync::Arc,
     types::ARef,
 };
 
@@ -40,6 +42,8 @@ pub(crate) struct Gmem {
     pub(crate) pages: u64,
     /// Whether the host may map the file's shared pages.
     pub(crate) mmap: bool,
+    /// Where release leaves the blocks it cannot give back yet.
+    pub(crate) parking: Arc<Parking>,
     /// Which pages are shared and which private.
     #[pin]
     pub(crate) shares: Shareability,

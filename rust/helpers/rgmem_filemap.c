@@ -38,6 +38,11 @@ void rust_helper_mapping_set_inaccessible(struct address_space *mapping)
 	mapping_set_inaccessible(mapping);
 }
 
+void rust_helper_mapping_set_large_folios(struct address_space *mapping)
+{
+	mapping_set_large_folios(mapping);
+}
+
 loff_t rust_helper_i_size_read(const struct inode *inode)
 {
 	return i_size_read(inode);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 #include <linux/highmem.h>
+#include <linux/memcontrol.h>
 #include <linux/mm.h>
 #include <linux/page-flags.h>
 #include <linux/pagemap.h>
@@ -59,4 +60,10 @@ struct folio *rust_helper_rgmem_folio_nth(struct folio *folio, unsigned long n)
 struct folio *rust_helper_rgmem_pfn_folio(unsigned long pfn)
 {
 	return pfn_folio(pfn);
+}
+
+void rust_helper_rgmem_lruvec_stat_mod_folio(struct folio *folio,
+					     enum node_stat_item idx, int val)
+{
+	lruvec_stat_mod_folio(folio, idx, val);
 }

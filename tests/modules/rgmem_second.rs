@@ -53,8 +53,10 @@ struct NoProvider;
 #[vtable]
 impl Provider for NoProvider {
     type File = NoFile;
+    type Context = ();
 
     fn create(
+        _context: &(),
         _files: &FileType<NoFile>,
         _kvm: &Kvm,
         _size: u64,
@@ -88,7 +90,7 @@ struct Second {
 
 impl kernel::Module for Second {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let provider = Registration::new(module)?;
+        let provider = Registration::new(module, ())?;
         // Fails, and so does the load, with KVM's errno when a provider is registered.
         provider.register()?;
         Ok(Self {

@@ -20,7 +20,9 @@
  * - punch_split: a punched block holding a shared page stays cached and
  *   reads zero, a private one goes back to the pool;
  * - convert_faults: any allocation of a split failing fails the conversion
- *   with ENOMEM and changes nothing.
+ *   with ENOMEM and changes nothing;
+ * - park_2m, park_1g: a block whose shared page is pinned when its file
+ *   closes is parked, and goes back to the pool once the pin is gone.
  *
  * Every test proves from rgmem's counters and folio dump that rgmem served
  * it, and ends with the pool's counters as they were before it.
@@ -680,6 +682,103 @@ TEST(punch_split)
 	close(fd);
 	kvm_vm_free(vm);
 	ASSERT_POOL(before, SZ_2M);
+}
+
+/* Field @name of /proc/vmstat. */
+static long long vmstat(const char *name)
+{
+	char key[64];
+	long long v;
+	FILE *f = fopen("/proc/vmstat", "r");
+
+	if (!f)
+		return -1;
+	while (fscanf(f, "%63s %lld", key, &v) == 2) {
+		if (!strcmp(key, name)) {
+			fclose(f);
+			return v;
+		}
+	}
+	fclose(f);
+	return -1;
+}
+
+/*
+ * A file closing while a pipe pins its shared page: the block cannot merge, so
+ * it is parked, its page out of the pool, and the data still where the pipe
+ * reads it. Once the pipe lets go, the block merges and returns to the pool.
+ * The page cache's count of large file folios, which the 2 MiB pieces of a
+ * 1 GiB block pass through, ends where it began.
+ */
+static void park_pinned(struct __test_metadata *_metadata, uint64_t page_size)
+{
+	const char *why = conversions_missing(page_size, 1);
+	/* In the second 2 MiB: a 1 GiB block keeps 2 MiB pieces around it. */
+	const uint64_t off = (page_size == SZ_1G ? SZ_2M : 0) + 5 * PAGE_SIZE;
+	uint64_t parked, unparked, splits, buf[PAGE_SIZE / 8];
+	long long file_huge;
+	struct pool before, p;
+	struct kvm_vm *vm;
+	struct iovec iov;
+	int fd, pipefd[2], i;
+	uint8_t *mem;
+
+	if (why)
+		SKIP(return, "%s", why);
+	before = pool_get(page_size);
+	parked = rgmem_read_counter("blocks_parked");
+	unparked = rgmem_read_counter("blocks_unparked");
+	splits = rgmem_read_counter("splits");
+	file_huge = vmstat("nr_file_hugepages");
+	ASSERT_LE(0, file_huge);
+
+	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
+	fd = create_gmem(vm->fd, page_size, size_flag(page_size) | GUEST_MEMFD_FLAG_MMAP);
+	ASSERT_LE(0, fd);
+	mem = mmap(NULL, off + PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, rgmem_set_range_attributes(fd, off, PAGE_SIZE, 0));
+	ASSERT_LT(splits, rgmem_read_counter("splits"));
+	WRITE_ONCE(*(uint64_t *)(mem + off), HOST_PATTERN | off);
+	ASSERT_EQ(0, pipe(pipefd));
+	iov = (struct iovec){ .iov_base = mem + off, .iov_len = PAGE_SIZE };
+	ASSERT_EQ(PAGE_SIZE, vmsplice(pipefd[1], &iov, 1, 0));
+	munmap(mem, off + PAGE_SIZE);
+	close(fd);
+	kvm_vm_free(vm);
+
+	/* Parked: its page stays out of the pool; the reservation is gone. */
+	ASSERT_EQ(parked + 1, rgmem_read_counter("blocks_parked"));
+	ASSERT_EQ(unparked, rgmem_read_counter("blocks_unparked"));
+	p = before;
+	p.free--;
+	ASSERT_POOL(p, page_size);
+
+	/* The pipe still reads the page in place. */
+	ASSERT_EQ(PAGE_SIZE, read(pipefd[0], buf, PAGE_SIZE));
+	ASSERT_EQ(HOST_PATTERN | off, buf[0]);
+	close(pipefd[0]);
+	close(pipefd[1]);
+
+	for (i = 0; i < 500; i++) {
+		if (rgmem_read_counter("blocks_unparked") != unparked)
+			break;
+		usleep(10000);
+	}
+	ASSERT_EQ(unparked + 1, rgmem_read_counter("blocks_unparked"))
+		TH_LOG("the block was not freed within 5 s of its pin going");
+	ASSERT_POOL(before, page_size);
+	ASSERT_EQ(file_huge, vmstat("nr_file_hugepages"));
+}
+
+TEST(park_2m)
+{
+	park_pinned(_metadata, SZ_2M);
+}
+
+TEST(park_1g)
+{
+	park_pinned(_metadata, SZ_1G);
 }
 
 /* The lines of the debugfs dump @name that are inode @ino's; the caller frees them. */

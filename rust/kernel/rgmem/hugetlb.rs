@@ -18,7 +18,9 @@ use crate::{
 };
 use core::ptr::NonNull;
 
+mod park;
 mod split;
+pub use park::Parked;
 pub use split::PreparedSplit;
 
 /// The base page shift.

@@ -89,8 +89,8 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
     /// Creates a read-write file of `size` bytes named `name`, whose data `init` builds from the
     /// new file, before anyone else can see it.
     ///
-    /// The page cache allocates `GFP_HIGHUSER` folios, is unevictable, and is inaccessible to
-    /// read and write.
+    /// The page cache allocates `GFP_HIGHUSER` folios, is unevictable, is inaccessible to read
+    /// and write, and may hold large folios.
     pub fn create<I, E>(
         &self,
         name: &'static CStr,
@@ -123,6 +123,7 @@ impl<T: file::Operations + inode::Operations + filemap::Operations> FileType<T> 
             bindings::i_size_write(inode, size);
             bindings::mapping_set_gfp_mask(mapping, bindings::GFP_HIGHUSER);
             bindings::mapping_set_inaccessible(mapping);
+            bindings::mapping_set_large_folios(mapping);
         }
         // Dropping `file` before the data is attached releases a file without data, which
         // `release` allows.

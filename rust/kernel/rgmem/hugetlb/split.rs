@@ -33,13 +33,13 @@ use core::{
 };
 
 /// The order of a 2 MiB piece.
-const MID_ORDER: u32 = 9;
+pub(super) const MID_ORDER: u32 = 9;
 /// The order of a 1 GiB folio.
 const GIGA_ORDER: u32 = 18;
 /// The XArray's levels: 64 slots a node.
 const CHUNK_SHIFT: u32 = 6;
 /// The flag that marks pieces.
-const PIECE: usize = 1 << bindings::pageflags_PG_owner_priv_1;
+pub(super) const PIECE: usize = 1 << bindings::pageflags_PG_owner_priv_1;
 /// "Zeroed and prepared", to guest_memfd.
 const UPTODATE: usize = 1 << bindings::pageflags_PG_uptodate;
 
@@ -48,7 +48,7 @@ const UPTODATE: usize = 1 << bindings::pageflags_PG_uptodate;
 /// # Safety
 ///
 /// `folio` must point to a page's `struct page`, which the memory map never frees.
-unsafe fn flags<'a>(folio: *mut bindings::folio) -> &'a AtomicUsize {
+pub(super) unsafe fn flags<'a>(folio: *mut bindings::folio) -> &'a AtomicUsize {
     // SAFETY: Per the function's contract the word exists; C only changes it atomically.
     unsafe {
         AtomicUsize::from_ptr((&raw mut (*folio).__bindgen_anon_1.__bindgen_anon_1.flags).cast())
@@ -60,7 +60,7 @@ unsafe fn flags<'a>(folio: *mut bindings::folio) -> &'a AtomicUsize {
 /// # Safety
 ///
 /// As [`flags`].
-unsafe fn is_piece(folio: *mut bindings::folio) -> bool {
+pub(super) unsafe fn is_piece(folio: *mut bindings::folio) -> bool {
     // SAFETY: Per the function's contract.
     unsafe { flags(folio) }.load(Ordering::Relaxed) & PIECE != 0
 }
@@ -70,7 +70,7 @@ unsafe fn is_piece(folio: *mut bindings::folio) -> bool {
 /// # Safety
 ///
 /// `folio` must head a folio that cannot change shape meanwhile.
-unsafe fn order_of(folio: *mut bindings::folio) -> u32 {
+pub(super) unsafe fn order_of(folio: *mut bindings::folio) -> u32 {
     // SAFETY: Per the function's contract.
     if unsafe { flags(folio) }.load(Ordering::Relaxed) & (1 << bindings::pageflags_PG_head) == 0 {
         return 0;
@@ -96,10 +96,10 @@ unsafe fn idle_refs(folio: *mut bindings::folio, order: u32) -> i32 {
 ///
 /// `.0` is the `i_pages` of a live mapping, whose lock is held until drop.
 #[must_use = "the lock is released when the guard is dropped"]
-struct XaLock(*mut bindings::xarray);
+pub(super) struct XaLock(*mut bindings::xarray);
 
 impl XaLock {
-    fn new(mapping: &Mapping) -> Self {
+    pub(super) fn new(mapping: &Mapping) -> Self {
         // SAFETY: The mapping is live, and so its XArray.
         let xa = unsafe { &raw mut (*mapping.as_ptr()).i_pages };
         // SAFETY: As above.
@@ -109,7 +109,7 @@ impl XaLock {
     }
 
     /// The entry at `index`, and its order.
-    fn load(&self, index: u64) -> (*mut c_void, u32) {
+    pub(super) fn load(&self, index: u64) -> (*mut c_void, u32) {
         let mut xas = bindings::xa_state::default();
         // SAFETY: The XArray is live (type invariant) and `xas` a fresh state of it.
         unsafe {
@@ -408,6 +408,36 @@ impl Drop for PreparedSplit {
 }
 
 impl Reservation {
+    /// The first piece, and its frame, of a block of `1 << order` pages cached from `first` in
+    /// pieces: one of this reservation's hugetlb folios split, or a 2 MiB piece of one split
+    /// further. `None` if the cache holds anything else there.
+    pub(super) fn block_locked(
+        &self,
+        xa: &XaLock,
+        first: u64,
+        order: u32,
+    ) -> Option<(*mut bindings::folio, u64)> {
+        let (head, _) = xa.load(first);
+        let head = head.cast::<bindings::folio>();
+        // A folio pointer is word-aligned; other entries (values, internal ones) are not.
+        if head.is_null() || head as usize & 3 != 0 {
+            return None;
+        }
+        // SAFETY: Cached under the lock, so live; a piece does not change shape but through us.
+        let (piece, head_order) = unsafe { (is_piece(head), order_of(head)) };
+        // SAFETY: A live folio.
+        let pfn = unsafe { bindings::folio_pfn(head) } as u64;
+        if !piece || head_order >= order || pfn % (1 << order) != 0 {
+            return None;
+        }
+        // SAFETY: A live folio; the private field of a piece's first page is this module's.
+        let spool = unsafe { bindings::rgmem_page_private(head) };
+        if order == self.hstate.order() && spool != self.spool.as_ptr() as _ {
+            return None;
+        }
+        Some((head, pfn))
+    }
+
     /// Merges the pieces caching pages `first..first + (1 << order)` of `mapping` into one folio
     /// of `order`: the whole hugetlb folio, or a 2 MiB piece of a 1 GiB one. Returns whether it
     /// did; it does not if the range is not wholly pieces of one folio of this reservation, or
@@ -421,23 +451,9 @@ impl Reservation {
             return false;
         }
         let xa = XaLock::new(mapping);
-        let (head, _) = xa.load(first);
-        let head = head.cast::<bindings::folio>();
-        // A folio pointer is word-aligned; other entries (values, internal ones) are not.
-        if head.is_null() || head as usize & 3 != 0 {
+        let Some((head, pfn)) = self.block_locked(&xa, first, order) else {
             return false;
-        }
-        // SAFETY: Cached under the lock, so live; a piece does not change shape but through us.
-        let (piece, head_order) = unsafe { (is_piece(head), order_of(head)) };
-        // SAFETY: A live folio.
-        let pfn = unsafe { bindings::folio_pfn(head) } as u64;
-        if !piece || head_order >= order || pfn % (1 << order) != 0 {
-            return false;
-        }
-        // SAFETY: A live folio; the private field of a piece's first page is this module's.
-        if hugetlb && unsafe { bindings::rgmem_page_private(head) } != self.spool.as_ptr() as _ {
-            return false;
-        }
+        };
         // Freeze every piece, checking each is the one cached at its place.
         let mut frozen = 0u64;
         let (mut ok, mut uptodate) = (true, true);

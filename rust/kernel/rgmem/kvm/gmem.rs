@@ -285,9 +285,17 @@ pub trait Provider: Sized + 'static {
     /// The provider's file type.
     type File: file::Operations<Data: HasBindings> + inode::Operations + filemap::Operations;
 
+    /// What the provider shares between its files, given to its registration.
+    type Context: Send + Sync;
+
     /// `KVM_CREATE_GUEST_MEMFD`: create a file with `files`, or fail with an errno.
-    fn create(files: &FileType<Self::File>, kvm: &Kvm, size: u64, flags: u64)
-        -> Result<ARef<File>>;
+    fn create(
+        context: &Self::Context,
+        files: &FileType<Self::File>,
+        kvm: &Kvm,
+        size: u64,
+        flags: u64,
+    ) -> Result<ARef<File>>;
 
     /// Checks that the new memslot `slot` may bind its file at byte `offset`, with
     /// `kvm->slots_lock` held, and returns the first file page it binds.
@@ -616,6 +624,7 @@ pub struct Registration<P: Provider> {
     #[pin]
     raw: Opaque<bindings::kvm_gmem_provider>,
     registered: AtomicBool,
+    context: P::Context,
 }
 
 // SAFETY: KVM calls the provider from any thread; the registration itself is immutable.
@@ -624,15 +633,16 @@ unsafe impl<P: Provider> Sync for Registration<P> {}
 unsafe impl<P: Provider> Send for Registration<P> {}
 
 impl<P: Provider> Registration<P> {
-    /// Prepares `P`'s registration on behalf of `module`; KVM does not see it until
-    /// [`Self::register`].
-    pub fn new(module: &'static ThisModule) -> Result<Arc<Self>> {
+    /// Prepares `P`'s registration on behalf of `module`, with the `context` its files share;
+    /// KVM does not see it until [`Self::register`].
+    pub fn new(module: &'static ThisModule, context: P::Context) -> Result<Arc<Self>> {
         let this = Arc::pin_init(
             pin_init!(Self {
                 files <- FileType::new(module),
                 // SAFETY: All-zeroes is a valid, empty `kvm_gmem_provider`.
                 raw: Opaque::new(unsafe { core::mem::zeroed() }),
                 registered: AtomicBool::new(false),
+                context,
             }),
             GFP_KERNEL,
         )?;
@@ -694,7 +704,7 @@ impl<P: Provider> Registration<P> {
         // SAFETY: KVM copied the arguments from user space.
         let (size, flags) = unsafe { ((*args).size, (*args).flags) };
         // Refused arguments cost no descriptor; if none is left, the new file is released.
-        let r = P::create(&this.files, kvm, size, flags).and_then(|file| {
+        let r = P::create(&this.context, &this.files, kvm, size, flags).and_then(|file| {
             let fd = file::FileDescriptorReservation::get_unused_fd_flags(0)?;
             let n = fd.reserved_fd();
             fd.fd_install(file);
