@@ -685,7 +685,7 @@ TEST(punch_split)
 }
 
 /* Field @name of /proc/vmstat. */
-static long long vmstat(const char *name)
+static long long vmstat_field(const char *name)
 {
 	char key[64];
 	long long v;
@@ -729,7 +729,7 @@ static void park_pinned(struct __test_metadata *_metadata, uint64_t page_size)
 	parked = rgmem_read_counter("blocks_parked");
 	unparked = rgmem_read_counter("blocks_unparked");
 	splits = rgmem_read_counter("splits");
-	file_huge = vmstat("nr_file_hugepages");
+	file_huge = vmstat_field("nr_file_hugepages");
 	ASSERT_LE(0, file_huge);
 
 	vm = vm_create_barebones_type(KVM_X86_SW_PROTECTED_VM);
@@ -768,7 +768,7 @@ static void park_pinned(struct __test_metadata *_metadata, uint64_t page_size)
 	ASSERT_EQ(unparked + 1, rgmem_read_counter("blocks_unparked"))
 		TH_LOG("the block was not freed within 5 s of its pin going");
 	ASSERT_POOL(before, page_size);
-	ASSERT_EQ(file_huge, vmstat("nr_file_hugepages"));
+	ASSERT_EQ(file_huge, vmstat_field("nr_file_hugepages"));
 }
 
 TEST(park_2m)
