@@ -16,9 +16,9 @@
  *   that mapping, zaps parts of it with MADV_DONTNEED, unmaps it;
  * - a puncher: PUNCH_HOLE of short ranges, which empties pages but keeps
  *   their state;
- * - the vCPU (the main thread): the guest checks and stamps a page of
- *   either state, which KVM faults in as private (rgmem's get_pfn) or as
- *   shared (GUP of the host's mapping);
+ * - two vCPUs (the main thread and one more): the guest checks and stamps
+ *   a page of either state, which KVM faults in as private (rgmem's
+ *   get_pfn) or as shared (GUP of the host's mapping);
  * - chaos: unchecked reads of random pages through the host's mapping and
  *   through GUP (process_vm_readv), which fault pages in and hold transient
  *   references while the others convert and punch them.
@@ -34,6 +34,11 @@
  * private: every conversion to shared splits it, every one back merges it
  * when no page is shared any more, and the puncher punches the whole file,
  * which may get EBUSY (a piece held elsewhere) and then changes nothing.
+ * With -G, it is one 1 GiB page, which splits to 2 MiB and further only
+ * where pages become shared; three picks in four fall in its first 8 MiB,
+ * so that pages there are shared and private again often.  The final
+ * check then covers every page the test wrote or shared, and one in 64 of
+ * the others.
  *
  * At the end every page is checked once more, and rgmem's debugfs counters
  * show that rgmem served the file, converted, punched and took both kinds
@@ -69,27 +74,36 @@
 #define GPA		(1ULL << 32)
 #define SLOT		10
 #define NPAGES		512
+#define NPAGES_1G	(1U << 18)
+/* -G: where three picks in four fall, four 2 MiB sub-blocks. */
+#define HOT_PAGES	2048
 #define PS		((uint64_t)PAGE_SIZE)
-#define GMEM_SIZE	(NPAGES * PS)
+#define NR_VCPUS	2
 /* KVM_SET_MEMORY_ATTRIBUTES2 calls per conversion before it gives up. */
 #define EAGAIN_TRIES	100
 #define DEFAULT_SECONDS	20
 /* Pages the chaos thread reads at once. */
 #define CHAOS_PAGES	4
 
-/* What the guest does on its next run: gpa 0 says it is done. */
-static struct {
+/* What a vCPU's guest does on its next run: gpa 0 says it is done. */
+struct guest_op {
 	uint64_t gpa;
 	uint64_t expected;
 	uint64_t new;
-} op;
+};
 
-/* Checks that the first 8 bytes at op.gpa hold op.expected, writes op.new. */
-static void guest_code(void)
+static struct guest_op ops[NR_VCPUS];
+
+/*
+ * Checks that the first 8 bytes at ops[@id].gpa hold ops[@id].expected,
+ * writes ops[@id].new.
+ */
+static void guest_code(uint64_t id)
 {
 	for (;;) {
-		uint64_t gpa = READ_ONCE(op.gpa);
-		uint64_t expected = READ_ONCE(op.expected);
+		struct guest_op *op = &ops[id];
+		uint64_t gpa = READ_ONCE(op->gpa);
+		uint64_t expected = READ_ONCE(op->expected);
 		uint64_t *p = (uint64_t *)gpa;
 		uint64_t val;
 
@@ -99,7 +113,7 @@ static void guest_code(void)
 		__GUEST_ASSERT(val == expected,
 			       "gpa %#lx holds %#lx, expected %#lx",
 			       gpa, val, expected);
-		WRITE_ONCE(*p, READ_ONCE(op.new));
+		WRITE_ONCE(*p, READ_ONCE(op->new));
 		GUEST_SYNC(gpa);
 	}
 }
@@ -112,13 +126,17 @@ struct page_model {
 	uint64_t value;
 };
 
-static struct page_model model[NPAGES];
+static struct page_model *model;
 
-/* -H: the file is one 2 MiB hugetlb page; splits and merges are counted. */
+/* -H, -G: the file is one hugetlb page of this size; splits and merges are counted. */
+static uint64_t huge_size;
 static bool hugetlb;
+/* The file's pages, and its size. */
+static uint64_t npages = NPAGES;
+static uint64_t gmem_size = NPAGES * PS;
 
 static struct kvm_vm *vm;
-static struct kvm_vcpu *vcpu;
+static struct kvm_vcpu *vcpus[NR_VCPUS];
 static int gmem_fd;
 /* The host's mapping of the file, also the memslot's userspace_addr. */
 static uint8_t *gmem_mem;
@@ -152,6 +170,8 @@ struct worker {
 	uint64_t privates;
 	/* Chaos: reads by GUP. */
 	uint64_t gups;
+	/* vCPU workers: the vCPU. */
+	struct kvm_vcpu *vcpu;
 };
 
 /*
@@ -194,7 +214,7 @@ static void __noreturn unexpected_sigbus(void *addr)
 	say(thread_name);
 	say(" at ");
 	say_hex(a);
-	if (a - (uint64_t)(uintptr_t)gmem_mem < GMEM_SIZE) {
+	if (a - (uint64_t)(uintptr_t)gmem_mem < gmem_size) {
 		say(", guest_memfd page ");
 		say_hex((a - (uint64_t)(uintptr_t)gmem_mem) / PS);
 	}
@@ -280,6 +300,22 @@ static uint64_t rnd_below(struct worker *w, uint64_t n)
 	return rnd(w) % n;
 }
 
+/*
+ * The pages a pick may start at: all, or in a 1 GiB file mostly the first
+ * HOT_PAGES, so that its pages are shared, punched and converted back
+ * often enough to split and merge it.
+ */
+static uint64_t pick_limit(struct worker *w)
+{
+	return npages > NPAGES && rnd_below(w, 4) ? HOT_PAGES : npages;
+}
+
+/* The first page of a random run of @n pages. */
+static uint64_t rnd_first(struct worker *w, uint64_t n)
+{
+	return rnd_below(w, pick_limit(w) - n + 1);
+}
+
 /* Sleeps between @min_us and @max_us: the vCPU needs a CPU too. */
 static void nap(struct worker *w, unsigned int min_us, unsigned int max_us)
 {
@@ -335,20 +371,42 @@ static bool host_check_page(uint8_t *mem, uint64_t page)
 	return bus;
 }
 
-/*
- * The guest checks that locked @page holds @expected and writes @new,
- * whatever the page's state.
- */
-static void guest_rmw(uint64_t page, uint64_t expected, uint64_t new)
+/* The guest's copy of @vcpu's operation. */
+static struct guest_op *guest_op_of(struct kvm_vcpu *vcpu)
 {
+	return addr_gva2hva(vm, (vm_vaddr_t)&ops[vcpu->id]);
+}
+
+/*
+ * A triple fault. The guest's code, stack and page tables live in memslot
+ * 0, outside the guest_memfd, so no guest_memfd state can cause one: it is
+ * the known TCG flake, reported in upstream's wording, which
+ * tcg_flake_guard.sh retries. The RIP says which of its two kinds it was.
+ */
+static void report_shutdown(struct kvm_vcpu *vcpu, uint64_t page)
+{
+	struct kvm_regs regs;
+
+	vcpu_regs_get(vcpu, &regs);
+	TEST_FAIL("page %lu: got exit reason: 8 (SHUTDOWN), guest RIP %#llx",
+		  page, regs.rip);
+}
+
+/*
+ * The guest on @vcpu checks that locked @page holds @expected and writes
+ * @new, whatever the page's state.
+ */
+static void guest_rmw(struct kvm_vcpu *vcpu, uint64_t page, uint64_t expected,
+		      uint64_t new)
+{
+	struct guest_op *op = guest_op_of(vcpu);
 	struct kvm_run *run = vcpu->run;
 	struct ucall uc;
 	int r;
 
-	op.gpa = GPA + page * PS;
-	op.expected = expected;
-	op.new = new;
-	sync_global_to_guest(vm, op);
+	WRITE_ONCE(op->gpa, GPA + page * PS);
+	WRITE_ONCE(op->expected, expected);
+	WRITE_ONCE(op->new, new);
 
 	r = _vcpu_run(vcpu);
 	TEST_ASSERT(!r,
@@ -358,6 +416,8 @@ static void guest_rmw(uint64_t page, uint64_t expected, uint64_t new)
 		    exit_reason_str(run->exit_reason),
 		    run->memory_fault.flags, run->memory_fault.gpa,
 		    run->memory_fault.size);
+	if (run->exit_reason == KVM_EXIT_SHUTDOWN)
+		report_shutdown(vcpu, page);
 	TEST_ASSERT(run->exit_reason == KVM_EXIT_IO,
 		    "%s page %lu: wanted KVM_EXIT_IO, got exit reason %u (%s)",
 		    model[page].shared ? "shared" : "private", page,
@@ -368,22 +428,21 @@ static void guest_rmw(uint64_t page, uint64_t expected, uint64_t new)
 		REPORT_GUEST_ASSERT(uc);
 		break;
 	case UCALL_SYNC:
-		TEST_ASSERT(uc.args[1] == op.gpa,
+		TEST_ASSERT(uc.args[1] == op->gpa,
 			    "Guest synced gpa %#lx, asked for %#lx",
-			    uc.args[1], op.gpa);
+			    uc.args[1], op->gpa);
 		break;
 	default:
 		TEST_FAIL("Unexpected ucall %lu", uc.cmd);
 	}
 }
 
-/* Lets the guest finish. */
-static void guest_done(void)
+/* Lets the guest on @vcpu finish. */
+static void guest_done(struct kvm_vcpu *vcpu)
 {
 	struct ucall uc;
 
-	op.gpa = 0;
-	sync_global_to_guest(vm, op);
+	WRITE_ONCE(guest_op_of(vcpu)->gpa, 0);
 	vcpu_run(vcpu);
 	switch (get_ucall(vcpu, &uc)) {
 	case UCALL_ABORT:
@@ -403,16 +462,16 @@ static void pick_range(struct worker *w, uint64_t *first, uint64_t *n)
 
 	if (kind < 40) {
 		*n = 1;
-		*first = rnd_below(w, NPAGES);
+		*first = rnd_first(w, 1);
 	} else if (kind < 70) {
 		*n = 2 + rnd_below(w, 15);
-		*first = rnd_below(w, NPAGES - *n + 1);
+		*first = rnd_first(w, *n);
 	} else if (kind < 90) {
 		/* 64K to 1M, aligned to its size. */
 		*n = 16ULL << rnd_below(w, 5);
-		*first = rnd_below(w, NPAGES / *n) * *n;
+		*first = rnd_below(w, pick_limit(w) / *n) * *n;
 	} else {
-		*n = NPAGES;
+		*n = npages;
 		*first = 0;
 	}
 }
@@ -489,7 +548,7 @@ static void converter(struct worker *w)
 static void writer(struct worker *w)
 {
 	do {
-		uint64_t page = rnd_below(w, NPAGES);
+		uint64_t page = rnd_first(w, 1);
 		uint64_t *p = page_ptr(gmem_mem, page);
 		struct page_model *m = &model[page];
 
@@ -514,7 +573,7 @@ static void writer(struct worker *w)
 static void reader(struct worker *w)
 {
 	do {
-		uint8_t *mem = mmap(NULL, GMEM_SIZE, PROT_READ, MAP_SHARED,
+		uint8_t *mem = mmap(NULL, gmem_size, PROT_READ, MAP_SHARED,
 				    gmem_fd, 0);
 		int i;
 
@@ -522,11 +581,11 @@ static void reader(struct worker *w)
 			    strerror(errno));
 		w->maps++;
 		for (i = 0; i < 8; i++) {
-			uint64_t page = rnd_below(w, NPAGES);
+			uint64_t page = rnd_first(w, 1);
 
 			if (!rnd_below(w, 4)) {
 				uint64_t n = 1 + rnd_below(w, 64);
-				uint64_t first = rnd_below(w, NPAGES - n + 1);
+				uint64_t first = rnd_first(w, n);
 
 				TEST_ASSERT(!madvise(mem + first * PS, n * PS,
 						     MADV_DONTNEED),
@@ -541,7 +600,7 @@ static void reader(struct worker *w)
 			w->ops++;
 			nap(w, 100, 300);
 		}
-		TEST_ASSERT(!munmap(mem, GMEM_SIZE), "%s: munmap: %s",
+		TEST_ASSERT(!munmap(mem, gmem_size), "%s: munmap: %s",
 			    w->name, strerror(errno));
 	} while (!time_is_up());
 }
@@ -550,8 +609,8 @@ static void reader(struct worker *w)
 static void puncher(struct worker *w)
 {
 	do {
-		uint64_t n = hugetlb ? NPAGES : 1 + rnd_below(w, 8);
-		uint64_t first = rnd_below(w, NPAGES - n + 1);
+		uint64_t n = hugetlb ? npages : 1 + rnd_below(w, 8);
+		uint64_t first = rnd_below(w, npages - n + 1);
 		uint64_t i;
 		int r;
 
@@ -580,7 +639,7 @@ static void chaos(struct worker *w)
 
 	do {
 		uint64_t n = 1 + rnd_below(w, CHAOS_PAGES);
-		uint64_t first = rnd_below(w, NPAGES - n + 1);
+		uint64_t first = rnd_first(w, n);
 		uint64_t i, val;
 
 		if (!rnd_below(w, 4)) {
@@ -607,16 +666,16 @@ static void chaos(struct worker *w)
 	} while (!time_is_up());
 }
 
-/* The vCPU checks and stamps random pages of either state. */
+/* A vCPU checks and stamps random pages of either state. */
 static void vcpu_loop(struct worker *w)
 {
 	do {
-		uint64_t page = rnd_below(w, NPAGES);
+		uint64_t page = rnd_first(w, 1);
 		struct page_model *m = &model[page];
 		uint64_t new = next_seq();
 
 		lock_pages(page, 1);
-		guest_rmw(page, m->value, new);
+		guest_rmw(w->vcpu, page, m->value, new);
 		m->value = new;
 		if (!m->shared)
 			w->privates++;
@@ -632,6 +691,7 @@ enum {
 	READER,
 	PUNCHER,
 	CHAOS,
+	VCPU1,
 	NR_WORKERS,
 };
 
@@ -642,9 +702,11 @@ static struct worker workers[NR_WORKERS] = {
 	[READER] = { .name = "reader", .fn = reader },
 	[PUNCHER] = { .name = "puncher", .fn = puncher },
 	[CHAOS] = { .name = "chaos", .fn = chaos },
+	[VCPU1] = { .name = "vcpu1", .fn = vcpu_loop },
 };
 
-static struct worker vcpu_worker = { .name = "vcpu", .fn = vcpu_loop };
+/* The first vCPU runs on the main thread. */
+static struct worker vcpu_worker = { .name = "vcpu0", .fn = vcpu_loop };
 
 static void *worker_main(void *arg)
 {
@@ -671,6 +733,8 @@ static const char *const counter_names[] = {
 
 static void setup(void)
 {
+	const uint64_t size_flag = hugetlb ? (uint64_t)__builtin_ctzll(huge_size) <<
+					     GUEST_MEMFD_HUGETLB_SIZE_SHIFT : 0;
 	const uint64_t flags = GUEST_MEMFD_FLAG_MMAP |
 			       (hugetlb ? GUEST_MEMFD_FLAG_HUGETLB :
 					  GUEST_MEMFD_FLAG_INIT_SHARED);
@@ -687,7 +751,11 @@ static void setup(void)
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction: %s",
 		    strerror(errno));
 
-	vm = vm_create_shape_with_one_vcpu(shape, &vcpu, guest_code);
+	vm = __vm_create_with_vcpus(shape, NR_VCPUS, 0, guest_code, vcpus);
+	for (i = 0; i < NR_VCPUS; i++)
+		vcpu_args_set(vcpus[i], 1, i);
+	vcpu_worker.vcpu = vcpus[0];
+	workers[VCPU1].vcpu = vcpus[1];
 	TEST_ASSERT((vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS) & flags) ==
 		    flags, "KVM_CAP_GUEST_MEMFD_FLAGS is %#x",
 		    vm_check_cap(vm, KVM_CAP_GUEST_MEMFD_FLAGS));
@@ -695,18 +763,23 @@ static void setup(void)
 		    KVM_MEMORY_ATTRIBUTE_PRIVATE,
 		    "KVM_CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES lacks PRIVATE");
 
-	gmem_fd = vm_create_guest_memfd(vm, GMEM_SIZE,
-					flags | (hugetlb ? GUEST_MEMFD_HUGETLB_2MB : 0));
-	gmem_mem = mmap(NULL, GMEM_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED,
+	gmem_fd = vm_create_guest_memfd(vm, gmem_size, flags | size_flag);
+	gmem_mem = mmap(NULL, gmem_size, PROT_READ | PROT_WRITE, MAP_SHARED,
 			gmem_fd, 0);
 	TEST_ASSERT(gmem_mem != MAP_FAILED, "mmap of the guest_memfd: %s",
 		    strerror(errno));
 	vm_set_user_memory_region2(vm, SLOT, KVM_MEM_GUEST_MEMFD, GPA,
-				   GMEM_SIZE, gmem_mem, gmem_fd, 0);
-	virt_map(vm, GPA, GPA, NPAGES);
+				   gmem_size, gmem_mem, gmem_fd, 0);
+	/* The guest maps 1 GiB with 2 MiB pages: 4 KiB ones need 2 MiB of tables. */
+	if (npages > NPAGES)
+		virt_map_level(vm, GPA, GPA, gmem_size, PG_LEVEL_2M);
+	else
+		virt_map(vm, GPA, GPA, npages);
 
 	/* GUEST_MEMFD_FLAG_INIT_SHARED: all shared; hugetlb: all private. */
-	for (i = 0; i < NPAGES; i++) {
+	model = calloc(npages, sizeof(*model));
+	TEST_ASSERT(model, "calloc");
+	for (i = 0; i < npages; i++) {
 		TEST_ASSERT(!pthread_mutex_init(&model[i].lock, NULL),
 			    "pthread_mutex_init");
 		model[i].shared = !hugetlb;
@@ -714,22 +787,29 @@ static void setup(void)
 	}
 }
 
-/* Every page once more: shared ones through the host, private ones in the guest. */
+/*
+ * Every page once more, shared ones through the host, private ones in the
+ * guest; of a 1 GiB file, those written or shared and one in 64 of the rest.
+ */
 static void final_check(void)
 {
-	uint64_t page, shared = 0;
+	uint64_t page, shared = 0, private = 0;
 
-	for (page = 0; page < NPAGES; page++) {
+	for (page = 0; page < npages; page++) {
 		struct page_model *m = &model[page];
 
+		if (npages > NPAGES && !m->shared && !m->value && page % 64)
+			continue;
 		host_check_page(gmem_mem, page);
-		if (m->shared)
+		if (m->shared) {
 			shared++;
-		else
-			guest_rmw(page, m->value, m->value);
+		} else {
+			guest_rmw(vcpus[0], page, m->value, m->value);
+			private++;
+		}
 	}
 	ksft_print_msg("final: %lu shared pages, %lu private pages checked\n",
-		       shared, NPAGES - shared);
+		       shared, private);
 }
 
 static void report(void)
@@ -749,6 +829,9 @@ static void report(void)
 	}
 	ksft_print_msg("%-10s %8lu ops, %lu on private pages\n",
 		       vcpu_worker.name, vcpu_worker.ops, vcpu_worker.privates);
+	ksft_print_msg("%-10s %8lu ops, %lu on private pages\n",
+		       workers[VCPU1].name, workers[VCPU1].ops,
+		       workers[VCPU1].privates);
 
 	for (i = 0; i < NR_WORKERS; i++)
 		TEST_ASSERT(workers[i].ops > 0, "Thread %s did nothing",
@@ -761,8 +844,9 @@ static void report(void)
 
 static void help(const char *name)
 {
-	printf("usage: %s [-h] [-H] [-t seconds] [-s seed]\n", name);
+	printf("usage: %s [-h] [-H | -G] [-t seconds] [-s seed]\n", name);
 	printf(" -H: a 2 MiB hugetlb file, created private\n");
+	printf(" -G: a 1 GiB hugetlb file, created private\n");
 	printf(" -t: how long the threads race (default: %d)\n",
 	       DEFAULT_SECONDS);
 	printf(" -s: seed of the random choices (default: from the time)\n");
@@ -776,10 +860,17 @@ int main(int argc, char *argv[])
 	int opt, r;
 	unsigned int i;
 
-	while ((opt = getopt(argc, argv, "hHt:s:")) != -1) {
+	while ((opt = getopt(argc, argv, "hHGt:s:")) != -1) {
 		switch (opt) {
 		case 'H':
 			hugetlb = true;
+			huge_size = 2ULL << 20;
+			break;
+		case 'G':
+			hugetlb = true;
+			huge_size = 1ULL << 30;
+			npages = NPAGES_1G;
+			gmem_size = npages * PS;
 			break;
 		case 't':
 			seconds = atoi_positive("seconds", optarg);
@@ -823,7 +914,8 @@ int main(int argc, char *argv[])
 	thread_name = "main";
 
 	final_check();
-	guest_done();
+	for (i = 0; i < NR_VCPUS; i++)
+		guest_done(vcpus[i]);
 	report();
 
 	TEST_ASSERT(rgmem_read_counter("files_created") == files_created + 1,
@@ -839,10 +931,11 @@ int main(int argc, char *argv[])
 	}
 
 	kvm_vm_free(vm);
-	munmap(gmem_mem, GMEM_SIZE);
+	munmap(gmem_mem, gmem_size);
 	close(gmem_fd);
-	for (i = 0; i < NPAGES; i++)
+	for (i = 0; i < npages; i++)
 		pthread_mutex_destroy(&model[i].lock);
+	free(model);
 
 	ksft_test_result_pass("conversion races for %u seconds\n", seconds);
 	ksft_finished();
