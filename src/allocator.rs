@@ -21,13 +21,24 @@ use kernel::{
         filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
         Mapping,
     },
+    sync::lock::{mutex::MutexBackend, Guard},
 };
+
+/// Held by an allocator that serializes its allocations.
+pub(crate) type Serial<'a> = Guard<'a, (), MutexBackend>;
 
 /// A source of folios for a file's page cache.
 pub(crate) trait Allocator: Send + Sync {
     /// Allocates a folio to cache file page `index` of a file of `file_pages` pages. Returns it
     /// with the index of its first page.
     fn alloc(&self, mapping: &Mapping, index: u64, file_pages: u64) -> Result<(NewFolio, u64)>;
+
+    /// A lock held from before allocating a folio until it is cached, for an allocator whose
+    /// supply is exact: two faults on one absent block must not both take a page for it, as the
+    /// second would find none left. `None`: allocations may race, and the loser's folio is freed.
+    fn serialize(&self) -> Option<Serial<'_>> {
+        None
+    }
 
     /// The order of the smallest folio it makes: ranges allocated or freed must be whole blocks
     /// of that many pages.
@@ -104,6 +115,14 @@ pub(crate) fn get_or_alloc(
             if let Some(folio) = mapping.lock_folio(index as usize)? {
                 return Ok((folio, false));
             }
+        }
+        let serial = allocator.serialize();
+        // Cached while we waited: look again, without locking it under `serial`, which a caller
+        // holding a folio lock may be waiting for.
+        let cached = || mapping.for_each_folio(index, index + 1, |_| ControlFlow::Break(()));
+        if serial.is_some() && cached().is_some() {
+            likely_absent = false;
+            continue;
         }
         let (folio, start) = allocator.alloc(mapping, index, file_pages)?;
         match mapping.add_folio(folio, start as usize) {

@@ -6,27 +6,34 @@
 //! The host never maps a hugetlb folio through a file's mapping, which is not a hugetlb VMA: a
 //! block with shared pages is split so that each of those is a base page of its own
 //! (`split.rs`).
+//!
+//! Lock order: [`HugetlbAllocator`]'s `serial` is taken under the file's invalidate lock and
+//! before the lock of the folio it allocates; nothing is locked under it but that folio.
 
 use crate::{
     alloc_math,
-    allocator::{self, Allocator},
+    allocator::{self, Allocator, Serial},
     counters,
     park::Parking,
     range::PageRange,
     split::{self, Reshape, SharedIn},
 };
 use kernel::{
+    new_mutex,
     prelude::*,
     rgmem::fs::{
         filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
         Mapping,
     },
     rgmem::hugetlb::{Hstate, Reservation},
+    sync::Mutex,
 };
 
 /// Huge pages of one size, reserved for one file.
 pub(crate) struct HugetlbAllocator {
     pool: Reservation,
+    /// Held from taking a page until it is cached: the reservation has exactly one a block.
+    serial: Pin<KBox<Mutex<()>>>,
 }
 
 impl HugetlbAllocator {
@@ -40,6 +47,7 @@ impl HugetlbAllocator {
         }
         Ok(Self {
             pool: Reservation::new(hstate, pages >> order)?,
+            serial: KBox::pin_init(new_mutex!((), "rgmem_hugetlb_alloc"), GFP_KERNEL)?,
         })
     }
 }
@@ -49,6 +57,10 @@ impl Allocator for HugetlbAllocator {
         // The file is whole pages of this size: the block holding `index` lies inside it.
         let (_, start) = alloc_math::fit(index, self.order(), u64::MAX);
         Ok((self.pool.alloc_folio()?, start))
+    }
+
+    fn serialize(&self) -> Option<Serial<'_>> {
+        Some(self.serial.lock())
     }
 
     fn order(&self) -> u32 {
