@@ -19,7 +19,8 @@ GOOD_DMESG = """[    1.0] KTAP version 1
 """
 
 
-def make_run(root, steps, dmesg=GOOD_DMESG, done=True, kunit=True, kmemleak=""):
+def make_run(root, steps, dmesg=GOOD_DMESG, done=True, kunit=True, kmemleak="",
+             boot_dmesg=None):
     """steps: list of (name, rc or None, output)."""
     run = pathlib.Path(root)
     (run / "steps").mkdir(parents=True)
@@ -29,6 +30,8 @@ def make_run(root, steps, dmesg=GOOD_DMESG, done=True, kunit=True, kmemleak=""):
         if rc is not None:
             (run / "steps" / f"{i:03d}.rc").write_text(f"{rc}\n")
     (run / "dmesg").write_text(dmesg)
+    if boot_dmesg is not None:
+        (run / "dmesg.boot").write_text(boot_dmesg)
     if done:
         (run / "done").write_text("done\n")
     if kunit:
@@ -104,6 +107,18 @@ class ReportTest(unittest.TestCase):
         self.assertEqual(judge(make_run(self.dir, [("t", 0, "")], dmesg=bad))[0], 1)
         with tempfile.TemporaryDirectory() as d:
             run = make_run(pathlib.Path(d) / "r", [("t", 0, "")], dmesg="quiet\n")
+            self.assertEqual(judge(run)[0], 1)
+
+    def test_kunit_is_read_from_the_boot_dmesg(self):
+        # A flood of reports can push KUnit's lines out of the final dmesg.
+        run = make_run(self.dir, [("t", 0, "")], dmesg="[ 9.0] quiet\n",
+                       boot_dmesg=GOOD_DMESG)
+        rc, _, out = judge(run)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("kunit: rust_doctests_kernel", out)
+        with tempfile.TemporaryDirectory() as d:
+            bad = GOOD_DMESG.replace("pass:3 fail:0", "pass:2 fail:1")
+            run = make_run(pathlib.Path(d) / "r", [("t", 0, "")], boot_dmesg=bad)
             self.assertEqual(judge(run)[0], 1)
 
     def test_leak_fails(self):
