@@ -18,11 +18,12 @@ pub(crate) enum FileAllocator {
 
 impl FileAllocator {
     /// The allocator of a file of `pages` pages whose folios are of `order`, as its creation
-    /// flags ask: base pages for order 0, the hugetlb pool otherwise.
-    pub(crate) fn new(order: u32, pages: u64) -> Result<Self> {
+    /// flags ask: base pages for order 0, the hugetlb pool otherwise; whether the file `converts`
+    /// tells whether its folios may split.
+    pub(crate) fn new(order: u32, pages: u64, converts: bool) -> Result<Self> {
         Ok(match order {
             0 => Self::Pages(PageAllocator),
-            _ => Self::Hugetlb(HugetlbAllocator::new(order, pages)?),
+            _ => Self::Hugetlb(HugetlbAllocator::new(order, pages, converts)?),
         })
     }
 }

@@ -37,16 +37,16 @@ pub(crate) struct HugetlbAllocator {
 }
 
 impl HugetlbAllocator {
-    /// Reserves the pages of a file of `pages` base pages, in folios of `order`: `EINVAL` if the
-    /// kernel has no pool of that size or the file is not made of whole pages of it, `ENOMEM` if
-    /// the pool cannot reserve them all.
-    pub(crate) fn new(order: u32, pages: u64) -> Result<Self> {
+    /// Reserves the pages of a file of `pages` base pages, in folios of `order`, which split if
+    /// the file `converts`: `EINVAL` if the kernel has no pool of that size or the file is not
+    /// made of whole pages of it, `ENOMEM` if the pool cannot reserve them all.
+    pub(crate) fn new(order: u32, pages: u64, converts: bool) -> Result<Self> {
         let hstate = Hstate::of_order(order).ok_or(EINVAL)?;
         if pages % (1 << order) != 0 {
             return Err(EINVAL);
         }
         Ok(Self {
-            pool: Reservation::new(hstate, pages >> order)?,
+            pool: Reservation::new(hstate, pages >> order, converts)?,
             serial: KBox::pin_init(new_mutex!((), "rgmem_hugetlb_alloc"), GFP_KERNEL)?,
         })
     }

@@ -74,9 +74,9 @@ impl Provider for Rgmem {
         if init == Share::Shared && order > 0 {
             return Err(EINVAL);
         }
-        let allocator = FileAllocator::new(order, pages)?;
         // KVM reads the file's states, which conversions change, only when it keeps none per VM.
         let converts = !kvm::vm_memory_attributes();
+        let allocator = FileAllocator::new(order, pages, converts)?;
         let spec = file::Spec {
             pages,
             mmap: flags & gmem::FLAG_MMAP != 0,

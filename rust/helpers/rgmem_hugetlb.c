@@ -127,4 +127,9 @@ void rust_helper_rgmem_hugetlb_merge_frozen_folio(struct folio *folio,
 	hugetlb_merge_frozen_folio(&folio->page, order);
 }
 
+int rust_helper_rgmem_hugetlb_restore_frozen_vmemmap(struct folio *folio)
+{
+	return hugetlb_restore_frozen_vmemmap(folio);
+}
+
 #endif /* CONFIG_HUGETLB_PAGE */

@@ -72,10 +72,11 @@ impl Hstate {
 /// # Invariants
 ///
 /// `spool` is a subpool made by `hugepage_new_subpool(hstate, pages, pages)` on which this value
-/// owns the one handle.
+/// owns the one handle. If `splits`, every folio taken from it has its full vmemmap.
 pub struct Reservation {
     spool: NonNull<bindings::hugepage_subpool>,
     hstate: Hstate,
+    splits: bool,
 }
 
 // SAFETY: The subpool has its own lock; every call on it takes it.
@@ -85,8 +86,9 @@ unsafe impl Sync for Reservation {}
 
 impl Reservation {
     /// Reserves `pages` pages of `hstate`'s pool; `ENOMEM` if the pool has not that many that
-    /// nothing else has reserved.
-    pub fn new(hstate: Hstate, pages: u64) -> Result<Self> {
+    /// nothing else has reserved. If the owner `splits` folios, each is given the struct pages
+    /// that an optimized vmemmap (HVO) shares as it is taken, since a split rewrites them.
+    pub fn new(hstate: Hstate, pages: u64, splits: bool) -> Result<Self> {
         let n = crate::ffi::c_long::try_from(pages).map_err(|_| ENOMEM)?;
         if n == 0 {
             return Err(EINVAL);
@@ -97,6 +99,7 @@ impl Reservation {
         Ok(Self {
             spool: NonNull::new(spool).ok_or(ENOMEM)?,
             hstate,
+            splits,
         })
     }
 
@@ -139,12 +142,34 @@ impl Reservation {
         // SAFETY: The folio was just dequeued: ours alone, with one reference. Its subpool makes
         // `free_huge_folio()` return the page to the reservation.
         unsafe { bindings::rgmem_hugetlb_set_folio_subpool(folio.as_ptr(), spool) };
+        if self.splits && !restore_vmemmap(folio) {
+            // SAFETY: Our one reference; the page goes back to the reservation.
+            unsafe { bindings::folio_put(folio.as_ptr()) };
+            return Err(ENOMEM);
+        }
         // SAFETY: Unlocked, in no mapping, hugetlb, and its one reference is ours.
         let mut new = unsafe { NewFolio::from_raw(folio, true) };
         // The pool keeps flags across free and reuse.
         new.clear_uptodate();
         Ok(new)
     }
+}
+
+/// Gives `folio` its full vmemmap back if HVO optimized it; false if that failed (no memory),
+/// and the folio is as it was.
+fn restore_vmemmap(folio: NonNull<bindings::folio>) -> bool {
+    let f = folio.as_ptr();
+    // Frozen, as the restore requires; only a walker of physical pages, for an instant, may hold
+    // a reference besides ours.
+    // SAFETY: A hugetlb folio of which we hold a reference, in no page cache.
+    while !unsafe { bindings::rgmem_folio_ref_freeze(f, 1) } {
+        crate::rgmem::sched::cond_resched();
+    }
+    // SAFETY: Frozen by us, hugetlb, in use and in no page cache.
+    let r = unsafe { bindings::rgmem_hugetlb_restore_frozen_vmemmap(f) };
+    // SAFETY: Frozen above.
+    unsafe { bindings::rgmem_folio_ref_unfreeze(f, 1) };
+    r == 0
 }
 
 impl Drop for Reservation {

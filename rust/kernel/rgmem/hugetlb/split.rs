@@ -185,7 +185,8 @@ impl Reservation {
     ///
     /// `EINVAL` if the folio is not one of those, or not this reservation's; `EAGAIN` if someone
     /// besides the page cache holds it; `EHWPOISON` if a page of it is poisoned; `EOPNOTSUPP` if
-    /// it has state a split cannot keep (an optimized vmemmap); `ENOMEM`. Nothing changes.
+    /// it has state a split cannot keep (an optimized vmemmap, in a reservation made without
+    /// `splits`; a cgroup charge); `ENOMEM`. Nothing changes.
     pub fn prepare_split(
         &self,
         guard: &InvalidateGuard<'_>,
