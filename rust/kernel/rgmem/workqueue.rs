@@ -87,11 +87,11 @@ impl<T: Retry> Retrying<T> {
     ///
     /// `work` must be the `work` of the `delayed_work` of a live `Retrying<T>`.
     unsafe extern "C" fn run(work: *mut bindings::work_struct) {
-        // SAFETY: Per the function's contract, `work` is the first field of the `delayed_work`
-        // inside `Self::work`, which `Opaque` lays out transparently; and `drop` waits for this
-        // run to end before the value goes.
+        // SAFETY: Per the function's contract, `work` is the `work` of a `delayed_work`.
+        let dwork = unsafe { crate::container_of!(work, bindings::delayed_work, work) };
+        // SAFETY: That `delayed_work` is `Self::work`, which `Opaque` lays out transparently, of
+        // a live value: `drop` waits for this run to end before the value goes.
         let this = unsafe {
-            let dwork = crate::container_of!(work, bindings::delayed_work, work);
             &*crate::container_of!(dwork.cast::<Opaque<bindings::delayed_work>>(), Self, work)
         };
         if let Some(ms) = this.data.retry() {

@@ -131,14 +131,14 @@ impl Parked {
         // SAFETY: Frame `pfn` heads the block's first piece.
         let head = unsafe { bindings::rgmem_pfn_folio(pfn as usize) };
         // SAFETY: Every page of the block is in a frozen piece of this folio, in no cache, and
-        // the first page keeps its subpool (type invariant); the merged folio's one reference,
-        // ours, is then put, which frees it to the pool.
-        unsafe {
-            bindings::rgmem_hugetlb_merge_frozen_folio(head, order);
-            flags(head).fetch_and(!PIECE, Ordering::Relaxed);
-            bindings::rgmem_folio_ref_unfreeze(head, 1);
-            bindings::folio_put(head);
-        }
+        // the first page keeps its subpool (type invariant).
+        unsafe { bindings::rgmem_hugetlb_merge_frozen_folio(head, order) };
+        // SAFETY: `head` heads the merged folio, which is frozen.
+        unsafe { flags(head) }.fetch_and(!PIECE, Ordering::Relaxed);
+        // SAFETY: Frozen by us above, with our one reference to come back.
+        unsafe { bindings::rgmem_folio_ref_unfreeze(head, 1) };
+        // SAFETY: That reference, ours; putting it frees the page to the pool.
+        unsafe { bindings::folio_put(head) };
         Ok(())
     }
 }
