@@ -48,8 +48,10 @@ run_once() {
 	local pid=$! start=$SECONDS rc
 	# Wall clock, not loop turns: under TCG a turn takes well over a
 	# second, and the step's own timeout, which must leave room for
-	# further runs, counts wall-clock seconds.
-	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -lt "$deadline" ]; do
+	# further runs, counts wall-clock seconds. SECONDS ticks in whole
+	# seconds from an arbitrary phase: -le waits the whole deadline
+	# (-lt once stopped after 2.03 s of a 3 s one).
+	while kill -0 "$pid" 2>/dev/null && [ $((SECONDS - start)) -le "$deadline" ]; do
 		sleep 1
 	done
 	if ! kill -0 "$pid" 2>/dev/null; then
