@@ -5,7 +5,6 @@
 use crate::{
     allocator, counters, invalidate,
     range::{PageRange, PAGE_SHIFT},
-    share_math::Share,
     state::Gmem,
 };
 use kernel::{
@@ -85,9 +84,9 @@ fn punch_hole(gmem: &Gmem, file: &File, range: &PageRange) -> Result {
     // The bindings lock is not held across truncation, which takes folio locks.
     let inv = invalidate::pages(&gmem.bindings.lock(), range);
     let shares = &gmem.shares;
-    let r = gmem.allocator.punch_locked(&invalidate, range, &|s, e| {
-        !(shares.is_uniform(s, e) && shares.get(s) == Share::Private)
-    });
+    let r = gmem
+        .allocator
+        .punch_locked(&invalidate, range, &|s, e| shares.any_shared(s, e));
     // Faults may map the range again once the invalidation ends, and find it empty.
     drop(inv);
     counters::PUNCH_HOLES.inc();

@@ -85,6 +85,12 @@ impl Shareability {
         self.fixed.is_some() || end <= start || self.tree.extent(start).1 >= end - 1
     }
 
+    /// Whether any of pages `start..end` is shared; as [`Shareability::get`], a hint unless
+    /// conversions are kept out.
+    pub(crate) fn any_shared(&self, start: u64, end: u64) -> bool {
+        start < end && !(self.is_uniform(start, end) && self.get(start) == Share::Private)
+    }
+
     /// As [`Shareability::get`], for a reader that keeps states steady: cheaper, as writers are
     /// already out.
     pub(crate) fn get_steady(&self, steady: &Steady<'_>, index: u64) -> Result<Share> {
