@@ -67,3 +67,8 @@ void rust_helper_rgmem_lruvec_stat_mod_folio(struct folio *folio,
 {
 	lruvec_stat_mod_folio(folio, idx, val);
 }
+
+bool rust_helper_rgmem_page_hwpoison(struct folio *folio, unsigned long n)
+{
+	return PageHWPoison(folio_page(folio, n));
+}

@@ -171,6 +171,36 @@ impl Folio {
         return false;
     }
 
+    /// Returns whether memory failure poisoned file page `index`, which the folio caches.
+    #[inline]
+    pub fn page_hwpoisoned(&self, index: u64) -> bool {
+        if self.order() == 0 {
+            return self.test_hwpoison();
+        }
+        self.first_hwpoisoned(index, index + 1).is_some()
+    }
+
+    /// Returns the first of file pages `start..end` that the folio caches and memory failure
+    /// poisoned.
+    ///
+    /// Memory failure flags the very page it hit, except in a hugetlb folio: that flags its head
+    /// and lists the pages apart, so there one poisoned page stands for all of them.
+    pub fn first_hwpoisoned(&self, start: u64, end: u64) -> Option<u64> {
+        let first = self.index() as u64;
+        let (start, end) = (start.max(first), end.min(first + self.nr_pages() as u64));
+        if start >= end {
+            return None;
+        }
+        // SAFETY: The folio is valid by the type invariant.
+        if self.order() == 0 || unsafe { bindings::rgmem_folio_test_hugetlb(self.as_ptr()) } {
+            return self.test_hwpoison().then_some(start);
+        }
+        // SAFETY: The folio is valid, and each `i - first` is the number of one of its pages.
+        (start..end).find(|&i| unsafe {
+            bindings::rgmem_page_hwpoison(self.as_ptr(), (i - first) as usize)
+        })
+    }
+
     /// Returns the frame of file page `index`, or `EINVAL` if the folio does not cache it.
     #[inline]
     pub fn pfn_of(&self, index: u64) -> Result<u64> {
