@@ -8,6 +8,7 @@
 use crate::{
     bindings,
     error::{code::*, Error, Result},
+    page::PAGE_SHIFT,
     rgmem::folio::{Folio, FreedFolio, LockedFolio},
     rgmem::fs::file,
     types::{ARef, Opaque},
@@ -185,13 +186,21 @@ impl Mapping {
         None
     }
 
-    /// Removes every folio overlapping bytes `[start, end)` from the cache.
+    /// Removes every folio overlapping bytes `[start, end)` from the cache, after unmapping the
+    /// range from every process, memory failure's poison entries included: the next access there
+    /// finds a new page, as after a hole punch it must.
     ///
     /// The exclusive invalidate lock keeps new folios out while this runs.
     pub fn truncate_range_locked(&self, _guard: &InvalidateGuard<'_>, start: u64, end: u64) {
         if start >= end {
             return;
         }
+        let (first, last) = (start >> PAGE_SHIFT, (end - 1) >> PAGE_SHIFT);
+        // As truncation does, `even_cows` drops private copies too; and poison entries.
+        // SAFETY: The mapping is valid.
+        unsafe {
+            bindings::unmap_mapping_pages(self.as_ptr(), first as _, (last - first + 1) as _, true)
+        };
         // SAFETY: The mapping is valid; the range is non-empty.
         unsafe { bindings::truncate_inode_pages_range(self.as_ptr(), start as _, (end - 1) as _) };
     }
