@@ -25,7 +25,7 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::{
     rgmem::folio::Folio,
-    rgmem::fs::{filemap::InvalidateGuard, File},
+    rgmem::fs::{filemap::InvalidateGuard, File, Mapping},
     rgmem::kvm::gmem::{self, MemoryAttributes2},
     rgmem::maple_tree::PreparedStore,
     rgmem::mm,
@@ -55,6 +55,11 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     if !plan.changes {
         return Ok(0);
     }
+    if let Some(index) = first_poisoned(mapping, &range) {
+        drop(guard);
+        args.report_error_offset(index << PAGE_SHIFT)?;
+        return Err(EHWPOISON);
+    }
     let reshape = match plan.prepare_reshape(gmem, &guard) {
         Ok(reshape) => reshape,
         Err(err) => {
@@ -80,6 +85,20 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     }
     counters::CONVERSIONS.inc();
     Ok(0)
+}
+
+/// The first page of `range` that memory failure poisoned. Such a page converts neither way: the
+/// caller learns of the loss where it asked, not from a later `SIGBUS`, nor from an `EAGAIN` that
+/// memory failure's reference on the page would never let clear. Punching the page lets the range
+/// convert. A failure after this check is handled as on any page of the new state.
+fn first_poisoned(mapping: &Mapping, range: &PageRange) -> Option<u64> {
+    let (start, end) = (range.start(), range.end());
+    mapping.for_each_folio(start, end, |folio| {
+        match folio.first_hwpoisoned(start, end) {
+            Some(index) => ControlFlow::Break(index),
+            None => ControlFlow::Continue(()),
+        }
+    })
 }
 
 /// What converting `range` to `to` changes.
@@ -126,9 +145,7 @@ impl Plan {
     /// Whether any of pages `start..end` is shared once the conversion is done: a page of the
     /// range if it becomes shared, any other page if it is shared now.
     fn shared_after(&self, gmem: &Gmem, start: u64, end: u64) -> bool {
-        let shared_now = |s: u64, e: u64| {
-            s < e && !(gmem.shares.is_uniform(s, e) && gmem.shares.get(s) == Share::Private)
-        };
+        let shared_now = |s: u64, e: u64| gmem.shares.any_shared(s, e);
         let (rs, re) = (self.range.start(), self.range.end());
         let touched = PageRange::new(start, end).is_some_and(|r| r.overlaps(&self.range));
         (touched && self.to == Share::Shared)

@@ -56,6 +56,11 @@ pub(crate) static INVALIDATIONS: Counter = Counter::new();
 pub(crate) static PUNCH_HOLES: Counter = Counter::new();
 /// Poisoned folios reported by memory failure.
 pub(crate) static MEMORY_FAILURES: Counter = Counter::new();
+/// Of those, folios with a shared page: the kernel unmapped them from the host and signalled
+/// whom its kill policy names.
+pub(crate) static MF_SHARED: Counter = Counter::new();
+/// Of those, private folios lost to the guest alone; the rest of the file is untouched.
+pub(crate) static MF_ISOLATED: Counter = Counter::new();
 /// Conversions that changed at least one page.
 pub(crate) static CONVERSIONS: Counter = Counter::new();
 /// Faults on the host's mappings served.
@@ -73,7 +78,7 @@ pub(crate) static BLOCKS_UNPARKED: Counter = Counter::new();
 /// Huge pages left out of their pool for good: parking them failed, or rgmem was unloaded first.
 pub(crate) static BLOCKS_STRANDED: Counter = Counter::new();
 
-const ALL: [(&CStr, &Counter); 18] = [
+const ALL: [(&CStr, &Counter); 20] = [
     (c_str!("files_created"), &FILES_CREATED),
     (c_str!("files_live"), &FILES_LIVE),
     (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
@@ -84,6 +89,8 @@ const ALL: [(&CStr, &Counter); 18] = [
     (c_str!("invalidations"), &INVALIDATIONS),
     (c_str!("punch_holes"), &PUNCH_HOLES),
     (c_str!("memory_failures"), &MEMORY_FAILURES),
+    (c_str!("memory_failures_shared"), &MF_SHARED),
+    (c_str!("memory_failures_isolated"), &MF_ISOLATED),
     (c_str!("conversions"), &CONVERSIONS),
     (c_str!("user_faults"), &USER_FAULTS),
     (c_str!("splits"), &SPLITS),

@@ -146,7 +146,7 @@ fn populate_locked(
         if new {
             counters::FOLIOS_ALLOCATED.inc();
         }
-        if folio.test_hwpoison() {
+        if folio.page_hwpoisoned(index) {
             return Err(Failed(EHWPOISON));
         }
         if folio.test_uptodate() {

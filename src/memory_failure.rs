@@ -2,8 +2,12 @@
 
 //! Memory failure in a guest_memfd folio.
 //!
-//! The folio stays in the file: what to do about the error is user space's decision. Guest
-//! mappings of it go away now, and the next private fault on it gets `EHWPOISON`.
+//! The folio stays in the file, so that whoever touches the page next learns of the loss: a
+//! host access gets `SIGBUS`, a private fault `EHWPOISON`, a conversion `EHWPOISON` with the
+//! page's offset. Punching the page is how user space lets it go.
+//!
+//! By then the kernel has unmapped the page from the host and signalled the processes its kill
+//! policy names; what is left here is the guest's mappings.
 
 use crate::{counters, invalidate, range::PageRange, state::Gmem};
 use kernel::{rgmem::folio::Folio, rgmem::fs::filemap::MfResult};
@@ -18,5 +22,11 @@ pub(crate) fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
     // Only the bindings lock is taken here: the folio lock is held, and hole punching holds the
     // invalidate lock while it takes folio locks.
     drop(invalidate::pages(&gmem.bindings.lock(), &range));
+    if gmem.shares.any_shared(range.start(), range.end()) {
+        counters::MF_SHARED.inc();
+    } else {
+        counters::MF_ISOLATED.inc();
+    }
+    // The page cache keeps the folio, and its pins with it.
     MfResult::Delayed
 }

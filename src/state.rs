@@ -69,7 +69,7 @@ impl Gmem {
         if new {
             counters::FOLIOS_ALLOCATED.inc();
         }
-        if folio.test_hwpoison() {
+        if folio.page_hwpoisoned(index) {
             return Err(EHWPOISON);
         }
         Ok(Some(folio))
