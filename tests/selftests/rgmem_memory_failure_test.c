@@ -250,7 +250,7 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 	long long failures = rgmem_read_counter("memory_failures_shared");
 	long corrupted = hardware_corrupted_kb();
 	uint64_t pfn;
-	int i;
+	int i, err;
 
 	set_policy(early ? PR_MCE_KILL_EARLY : PR_MCE_KILL_LATE);
 	/* A read fault maps the page clean, a write fault dirty. */
@@ -268,8 +268,8 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, madvise(page, PS, MADV_HWPOISON))
 			TH_LOG("madvise(MADV_HWPOISON): %s", strerror(errno));
 	} else {
-		ASSERT_EQ(0, corrupt_pfn(pfn))
-			TH_LOG("corrupt-pfn: %s", strerror(corrupt_pfn(pfn)));
+		err = corrupt_pfn(pfn);
+		ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
 	}
 
 	ASSERT_EQ(v->sigbus, sigbus_count != 0)
@@ -469,6 +469,7 @@ TEST_F(private, row)
 		.attributes = 0,
 	};
 	uint64_t pfn;
+	int err;
 
 	set_policy(variant->early ? PR_MCE_KILL_EARLY : PR_MCE_KILL_LATE);
 	if (self->rgmem) {
@@ -481,8 +482,8 @@ TEST_F(private, row)
 	pfn = traced_pfn();
 	ASSERT_NE(0, pfn) TH_LOG("KVM mapped no 4 KiB page at the gfn");
 
-	ASSERT_EQ(0, corrupt_pfn(pfn))
-		TH_LOG("corrupt-pfn: %s", strerror(corrupt_pfn(pfn)));
+	err = corrupt_pfn(pfn);
+	ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
 	/* Nothing maps it on the host: no one to signal. */
 	ASSERT_EQ(0, sigbus_count);
 	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
