@@ -132,4 +132,9 @@ int rust_helper_rgmem_hugetlb_restore_frozen_vmemmap(struct folio *folio)
 	return hugetlb_restore_frozen_vmemmap(folio);
 }
 
+int rust_helper_rgmem_hugetlb_retire_poisoned_folio(struct folio *folio)
+{
+	return hugetlb_retire_poisoned_folio(folio);
+}
+
 #endif /* CONFIG_HUGETLB_PAGE */

@@ -19,8 +19,10 @@ use crate::{
 use core::ptr::NonNull;
 
 mod park;
+mod poison;
 mod split;
 pub use park::Parked;
+pub use poison::Poisoned;
 pub use split::PreparedSplit;
 
 /// The base page shift.

@@ -364,6 +364,38 @@ pub enum MfResult {
     Failed,
 }
 
+/// A folio memory failure is handling: locked, in its page cache, and holding a reference that
+/// memory failure keeps once it has poisoned the folio.
+///
+/// # Invariants
+///
+/// Memory failure is inside `->error_remove_folio()` for the folio, which it locked and holds,
+/// and it keeps its reference if the callback returns `MF_DELAYED`.
+pub struct MfFolio<'a>(&'a Folio);
+
+impl<'a> MfFolio<'a> {
+    /// Takes memory failure's reference on a whole hugetlb folio, to give it back once the folio
+    /// has left the page cache; the callback must then return [`MfResult::Delayed`]. `Err` with
+    /// `self` for any other folio.
+    pub fn into_hugetlb(self) -> Result<crate::rgmem::hugetlb::Poisoned, Self> {
+        // SAFETY: The folio is valid by the type invariant.
+        if !unsafe { bindings::rgmem_folio_test_hugetlb(self.0.as_ptr()) } {
+            return Err(self);
+        }
+        // SAFETY: Memory failure took the hugetlb folio in use, with a reference it keeps
+        // (`me_huge_page()`), and calls this callback once per folio: `self` is consumed.
+        Ok(unsafe { crate::rgmem::hugetlb::Poisoned::from_memory_failure(self.0) })
+    }
+}
+
+impl core::ops::Deref for MfFolio<'_> {
+    type Target = Folio;
+
+    fn deref(&self) -> &Folio {
+        self.0
+    }
+}
+
 /// The address space operations of a file type created through an
 /// [`anon_inode::FileType`](super::anon_inode::FileType).
 #[macros::vtable]
@@ -375,7 +407,7 @@ pub trait Operations: file::Operations {
     fn free_folio(_folio: &FreedFolio) {}
 
     /// Memory failure poisoned `folio`, which is locked and still in the cache.
-    fn error_remove_folio(_data: &Self::Data, _folio: &Folio) -> MfResult {
+    fn error_remove_folio(_data: &Self::Data, _folio: MfFolio<'_>) -> MfResult {
         MfResult::Failed
     }
 
@@ -410,7 +442,10 @@ impl<T: Operations> OperationsVTable<T> {
         // page cache, and the locked folio is still in the cache.
         let data = unsafe { super::anon_inode::data_of_mapping::<T>(mapping) };
         // SAFETY: Memory failure holds a reference to the folio across the callback.
-        let r = T::error_remove_folio(data, unsafe { Folio::from_raw(folio) });
+        let folio = unsafe { Folio::from_raw(folio) };
+        // INVARIANT: Memory failure calls with the folio locked and held, and keeps its
+        // reference on `MF_DELAYED`.
+        let r = T::error_remove_folio(data, MfFolio(folio));
         match r {
             MfResult::Delayed => bindings::mf_result_MF_DELAYED as _,
             MfResult::Failed => bindings::mf_result_MF_FAILED as _,
