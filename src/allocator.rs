@@ -18,7 +18,7 @@ use kernel::{
     rgmem::debugfs::SeqWriter,
     rgmem::folio::LockedFolio,
     rgmem::fs::{
-        filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
+        filemap::{InvalidateGuard, InvalidateHeld, MfFolio, NewFolio},
         Mapping,
     },
     sync::lock::{mutex::MutexBackend, Guard},
@@ -85,6 +85,13 @@ pub(crate) trait Allocator: Send + Sync {
     /// Before the page cache of a file of `pages` pages is emptied at release; what cannot go
     /// back to where it came from yet goes to `parking`.
     fn release_locked(&self, _guard: &InvalidateGuard<'_>, _pages: u64, _parking: &Parking) {}
+
+    /// Memory failure poisoned `folio`, one of its own: takes over what memory failure keeps on
+    /// it, to give back once the folio leaves the file. Returns whether the whole folio is lost
+    /// to the guest; with base pages, only the bad one is.
+    fn keep_poisoned(&self, _folio: MfFolio<'_>) -> bool {
+        false
+    }
 }
 
 /// Base pages from the page allocator, with the mapping's GFP mask.

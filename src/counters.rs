@@ -61,6 +61,8 @@ pub(crate) static MEMORY_FAILURES: Counter = Counter::new();
 pub(crate) static MF_SHARED: Counter = Counter::new();
 /// Of those, private folios lost to the guest alone; the rest of the file is untouched.
 pub(crate) static MF_ISOLATED: Counter = Counter::new();
+/// Of those, huge folios lost to the guest whole, for the sake of one bad page.
+pub(crate) static MF_WHOLE_FOLIO: Counter = Counter::new();
 /// Conversions that changed at least one page.
 pub(crate) static CONVERSIONS: Counter = Counter::new();
 /// Faults on the host's mappings served.
@@ -75,10 +77,14 @@ pub(crate) static MERGES: Counter = Counter::new();
 pub(crate) static BLOCKS_PARKED: Counter = Counter::new();
 /// Parked huge pages given back to their pool once no one held them.
 pub(crate) static BLOCKS_UNPARKED: Counter = Counter::new();
-/// Huge pages left out of their pool for good: parking them failed, or rgmem was unloaded first.
+/// Huge pages left out of their pool for good: parking them failed, or rgmem was unloaded first,
+/// or memory failure poisoned them and they could not be dissolved.
 pub(crate) static BLOCKS_STRANDED: Counter = Counter::new();
+/// Huge pages memory failure poisoned, dissolved once their file let them go: the healthy base
+/// pages went back to the page allocator, the poisoned ones out of use.
+pub(crate) static POISONED_RETIRED: Counter = Counter::new();
 
-const ALL: [(&CStr, &Counter); 20] = [
+const ALL: [(&CStr, &Counter); 22] = [
     (c_str!("files_created"), &FILES_CREATED),
     (c_str!("files_live"), &FILES_LIVE),
     (c_str!("folios_allocated"), &FOLIOS_ALLOCATED),
@@ -91,6 +97,7 @@ const ALL: [(&CStr, &Counter); 20] = [
     (c_str!("memory_failures"), &MEMORY_FAILURES),
     (c_str!("memory_failures_shared"), &MF_SHARED),
     (c_str!("memory_failures_isolated"), &MF_ISOLATED),
+    (c_str!("memory_failures_whole_folio"), &MF_WHOLE_FOLIO),
     (c_str!("conversions"), &CONVERSIONS),
     (c_str!("user_faults"), &USER_FAULTS),
     (c_str!("splits"), &SPLITS),
@@ -99,6 +106,7 @@ const ALL: [(&CStr, &Counter); 20] = [
     (c_str!("blocks_parked"), &BLOCKS_PARKED),
     (c_str!("blocks_unparked"), &BLOCKS_UNPARKED),
     (c_str!("blocks_stranded"), &BLOCKS_STRANDED),
+    (c_str!("poisoned_retired"), &POISONED_RETIRED),
 ];
 
 /// Shows every counter in `dir`.

@@ -8,7 +8,9 @@
 //! (`split.rs`).
 //!
 //! Lock order: [`HugetlbAllocator`]'s `serial` is taken under the file's invalidate lock and
-//! before the lock of the folio it allocates; nothing is locked under it but that folio.
+//! before the lock of the folio it allocates; nothing is locked under it but that folio. Its
+//! `poisoned` is taken last: under a folio lock by memory failure, and under the invalidate
+//! lock by punching.
 
 use crate::{
     alloc_math,
@@ -22,10 +24,10 @@ use kernel::{
     new_mutex,
     prelude::*,
     rgmem::fs::{
-        filemap::{InvalidateGuard, InvalidateHeld, NewFolio},
+        filemap::{InvalidateGuard, InvalidateHeld, MfFolio, NewFolio},
         Mapping,
     },
-    rgmem::hugetlb::{Hstate, Reservation},
+    rgmem::hugetlb::{Hstate, Poisoned, Reservation},
     sync::Mutex,
 };
 
@@ -34,6 +36,10 @@ pub(crate) struct HugetlbAllocator {
     pool: Reservation,
     /// Held from taking a page until it is cached: the reservation has exactly one a block.
     serial: Pin<KBox<Mutex<()>>>,
+    /// Whole folios memory failure poisoned, to retire once they leave the page cache: by a
+    /// punch, or when dropped after `pool`, once the release has emptied the cache and the
+    /// file's reservation is gone, which dissolving them needs.
+    poisoned: Pin<KBox<Mutex<KVec<Poisoned>>>>,
 }
 
 impl HugetlbAllocator {
@@ -48,7 +54,45 @@ impl HugetlbAllocator {
         Ok(Self {
             pool: Reservation::new(hstate, pages >> order, converts)?,
             serial: KBox::pin_init(new_mutex!((), "rgmem_hugetlb_alloc"), GFP_KERNEL)?,
+            poisoned: KBox::pin_init(
+                new_mutex!(KVec::new(), "rgmem_hugetlb_poisoned"),
+                GFP_KERNEL,
+            )?,
         })
+    }
+
+    /// Retires the poisoned folios that cached pages of `range`, which a punch has just freed.
+    fn retire_punched(&self, range: &PageRange) {
+        // Not held while retiring, which frees folios: memory failure holds a folio lock when it
+        // takes this lock.
+        let taken = core::mem::take(&mut *self.poisoned.lock());
+        let mut kept = KVec::with_capacity(taken.len(), GFP_KERNEL).ok();
+        for p in taken {
+            let (start, end) = (p.index(), p.index() + p.nr_pages());
+            let p = if end <= range.start() || start >= range.end() {
+                Err(p)
+            } else {
+                p.retire()
+            };
+            match p {
+                Ok(true) => counters::POISONED_RETIRED.inc(),
+                Ok(false) => counters::BLOCKS_STRANDED.inc(),
+                Err(p) => match kept.as_mut() {
+                    // Within the capacity taken above: cannot fail.
+                    Some(kept) => {
+                        let _ = kept.push(p, GFP_KERNEL);
+                    }
+                    // Dropped, it retires when the page cache lets it go, or stays held.
+                    None => drop(p),
+                },
+            }
+        }
+        let mut poisoned = self.poisoned.lock();
+        for p in kept.into_iter().flatten() {
+            if poisoned.push(p, GFP_KERNEL).is_err() {
+                counters::BLOCKS_STRANDED.inc();
+            }
+        }
     }
 }
 
@@ -99,11 +143,24 @@ impl Allocator for HugetlbAllocator {
         range: &PageRange,
         shared: SharedIn<'_>,
     ) -> Result {
-        split::punch_locked(&self.pool, guard, range, shared)
+        split::punch_locked(&self.pool, guard, range, shared)?;
+        self.retire_punched(range);
+        Ok(())
     }
 
     fn release_locked(&self, guard: &InvalidateGuard<'_>, pages: u64, parking: &Parking) {
         split::release_locked(&self.pool, guard, pages, parking);
+    }
+
+    fn keep_poisoned(&self, folio: MfFolio<'_>) -> bool {
+        let Ok(poisoned) = folio.into_hugetlb() else {
+            return false;
+        };
+        // Without room, memory failure's reference keeps the huge page out of its pool for good.
+        if self.poisoned.lock().push(poisoned, GFP_KERNEL).is_err() {
+            counters::BLOCKS_STRANDED.inc();
+        }
+        true
     }
 }
 

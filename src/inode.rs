@@ -5,9 +5,9 @@
 use crate::{file::GmemFile, memory_failure, range::PAGE_SHIFT, state::Gmem};
 use kernel::{
     prelude::*,
-    rgmem::folio::{Folio, FreedFolio},
+    rgmem::folio::FreedFolio,
     rgmem::fs::{
-        filemap::{self, MfResult},
+        filemap::{self, MfFolio, MfResult},
         inode::{self, Kstat},
         Inode,
     },
@@ -34,7 +34,7 @@ impl filemap::Operations for GmemFile {
         gmem::arch_invalidate(folio);
     }
 
-    fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
+    fn error_remove_folio(gmem: &Gmem, folio: MfFolio<'_>) -> MfResult {
         memory_failure::error_remove_folio(gmem, folio)
     }
 

@@ -8,12 +8,16 @@
 //!
 //! By then the kernel has unmapped the page from the host and signalled the processes its kill
 //! policy names; what is left here is the guest's mappings.
+//!
+//! A whole hugetlb folio is lost with its bad page, as it would be in C. The pieces of a split
+//! one are neither on an LRU nor hugetlb, and memory failure only flags their bad page: the
+//! next fault on it gets `EHWPOISON`.
 
 use crate::{counters, invalidate, range::PageRange, state::Gmem};
-use kernel::{rgmem::folio::Folio, rgmem::fs::filemap::MfResult};
+use kernel::rgmem::fs::filemap::{MfFolio, MfResult};
 
 /// Memory failure poisoned `folio`, which is locked and in `gmem`'s page cache.
-pub(crate) fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
+pub(crate) fn error_remove_folio(gmem: &Gmem, folio: MfFolio<'_>) -> MfResult {
     counters::MEMORY_FAILURES.inc();
     let start = folio.index() as u64;
     let Some(range) = PageRange::new(start, start + folio.nr_pages() as u64) else {
@@ -22,7 +26,13 @@ pub(crate) fn error_remove_folio(gmem: &Gmem, folio: &Folio) -> MfResult {
     // Only the bindings lock is taken here: the folio lock is held, and hole punching holds the
     // invalidate lock while it takes folio locks.
     drop(invalidate::pages(&gmem.bindings.lock(), &range));
-    if gmem.shares.any_shared(range.start(), range.end()) {
+    let shared = gmem.shares.any_shared(range.start(), range.end());
+    // A whole hugetlb folio is private: a block holding a shared page is split. Its pages go
+    // with the bad one, which hugetlb lists apart; the guest's faults on any of them get
+    // `EHWPOISON`.
+    if gmem.allocator.keep_poisoned(folio) {
+        counters::MF_WHOLE_FOLIO.inc();
+    } else if shared {
         counters::MF_SHARED.inc();
     } else {
         counters::MF_ISOLATED.inc();
