@@ -42,35 +42,37 @@
 #include "processor.h"
 #include "ucall_common.h"
 
+#define DATA_GPA	(1ULL << 32)
+#define DATA_SLOT	10
+
 #include "rgmem_kvm.h"
+#include "rgmem_huge.h"
 
 #define PS		4096UL
 #define NPAGES		4
 #define BAD		1	/* the page that fails; odd pages stay clean */
-#define DATA_GPA	(1ULL << 32)
-#define DATA_SLOT	10
 #define PATTERN(i)	(0x6d656d6661696c00ULL + (i))
 
 #define CORRUPT_PFN	"/sys/kernel/debug/hwpoison/corrupt-pfn"
 #define TRACING		"/sys/kernel/debug/tracing"
 #define SPTE_EVENT	TRACING "/events/kvmmmu/kvm_tdp_mmu_spte_changed"
 
-/* What the SIGBUS handler saw. */
-static volatile sig_atomic_t sigbus_count;
-static volatile int sigbus_code;
-static void *volatile sigbus_addr;
-static volatile short sigbus_lsb;
+/* What the SIGBUS handler saw; read with READ_ONCE(). */
+static int sigbus_count;
+static int sigbus_code;
+static void *sigbus_addr;
+static short sigbus_lsb;
 static sigjmp_buf probe_env;
-static volatile sig_atomic_t probing;
+static int probing;
 
 static void on_sigbus(int sig, siginfo_t *si, void *ctx)
 {
-	sigbus_count++;
-	sigbus_code = si->si_code;
-	sigbus_addr = si->si_addr;
-	sigbus_lsb = si->si_addr_lsb;
+	WRITE_ONCE(sigbus_count, sigbus_count + 1);
+	WRITE_ONCE(sigbus_code, si->si_code);
+	WRITE_ONCE(sigbus_addr, si->si_addr);
+	WRITE_ONCE(sigbus_lsb, si->si_addr_lsb);
 	/* A faulting access would fault again: jump over it. */
-	if (probing)
+	if (READ_ONCE(probing))
 		siglongjmp(probe_env, 1);
 }
 
@@ -84,7 +86,7 @@ static void catch_sigbus(void)
 	sigemptyset(&sa.sa_mask);
 	TEST_ASSERT(!sigaction(SIGBUS, &sa, NULL), "sigaction: %s",
 		    strerror(errno));
-	sigbus_count = 0;
+	WRITE_ONCE(sigbus_count, 0);
 }
 
 /*
@@ -93,19 +95,19 @@ static void catch_sigbus(void)
  */
 static bool probe(uint64_t *p, bool write, uint64_t *val)
 {
-	int before = sigbus_count;
+	int before = READ_ONCE(sigbus_count);
 
 	if (sigsetjmp(probe_env, 1)) {
-		probing = 0;
+		WRITE_ONCE(probing, 0);
 		return true;
 	}
-	probing = 1;
+	WRITE_ONCE(probing, 1);
 	if (write)
 		WRITE_ONCE(*p, PATTERN(0xff));
 	else
 		*val = READ_ONCE(*p);
-	probing = 0;
-	return sigbus_count != before;
+	WRITE_ONCE(probing, 0);
+	return READ_ONCE(sigbus_count) != before;
 }
 
 /* The frame behind user address @p, from /proc/self/pagemap; 0 if none. */
@@ -172,7 +174,8 @@ FIXTURE(shared) {
 	uint8_t *mem;
 };
 
-FIXTURE_VARIANT(shared) {
+/* One row of the table. */
+struct row {
 	bool action_required;
 	bool early;		/* PR_MCE_KILL_EARLY; else LATE */
 	bool any_policy;	/* both policies, one page each */
@@ -181,37 +184,40 @@ FIXTURE_VARIANT(shared) {
 	bool sigbus;
 };
 
+FIXTURE_VARIANT(shared) {
+	struct row row;
+};
+
 /* MF_ACTION_REQUIRED false: debugfs's corrupt-pfn. */
 FIXTURE_VARIANT_ADD(shared, ao_early_mapped_dirty) {
-	.early = true, .mapped = true, .dirty = true, .sigbus = true,
+	.row = { .early = true, .mapped = true, .dirty = true, .sigbus = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_early_mapped_clean) {
-	.early = true, .mapped = true,
+	.row = { .early = true, .mapped = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_early_unmapped_dirty) {
-	.early = true, .dirty = true,
+	.row = { .early = true, .dirty = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_early_unmapped_clean) {
-	.early = true,
+	.row = { .early = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_late_mapped_dirty) {
-	.mapped = true, .dirty = true,
+	.row = { .mapped = true, .dirty = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_late_mapped_clean) {
-	.mapped = true,
+	.row = { .mapped = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_late_unmapped_dirty) {
-	.dirty = true,
+	.row = { .dirty = true },
 };
 FIXTURE_VARIANT_ADD(shared, ao_late_unmapped_clean) {
 };
 /* MF_ACTION_REQUIRED true: madvise(MADV_HWPOISON), which maps the page. */
 FIXTURE_VARIANT_ADD(shared, ar_any_mapped_dirty) {
-	.action_required = true, .any_policy = true, .mapped = true,
-	.dirty = true, .sigbus = true,
+	.row = { .action_required = true, .any_policy = true, .mapped = true, .dirty = true, .sigbus = true },
 };
 FIXTURE_VARIANT_ADD(shared, ar_any_mapped_clean) {
-	.action_required = true, .any_policy = true, .mapped = true,
+	.row = { .action_required = true, .any_policy = true, .mapped = true },
 };
 
 FIXTURE_SETUP(shared)
@@ -242,11 +248,11 @@ FIXTURE_TEARDOWN(shared)
  * Fails page @bad of the file under kill policy @early as @v says, then
  * checks what the row and what follows must hold.
  */
-static void fail_shared_page(struct __test_metadata *_metadata,
-		       FIXTURE_DATA(shared) *self,
-		       const FIXTURE_VARIANT(shared) *v, int bad, bool early)
+static void fail_shared_page(struct __test_metadata *_metadata, int fd,
+			     uint8_t *mem, const struct row *v, int bad,
+			     bool early)
 {
-	uint64_t *page = (uint64_t *)(self->mem + bad * PS), val = 1;
+	uint64_t *page = (uint64_t *)(mem + bad * PS), val = 1;
 	long long failures = rgmem_read_counter("memory_failures_shared");
 	long corrupted = hardware_corrupted_kb();
 	uint64_t pfn;
@@ -263,7 +269,7 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 	if (!v->mapped)
 		ASSERT_EQ(0, munmap(page, PS));
 
-	sigbus_count = 0;
+	WRITE_ONCE(sigbus_count, 0);
 	if (v->action_required) {
 		ASSERT_EQ(0, madvise(page, PS, MADV_HWPOISON))
 			TH_LOG("madvise(MADV_HWPOISON): %s", strerror(errno));
@@ -272,14 +278,14 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 		ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
 	}
 
-	ASSERT_EQ(v->sigbus, sigbus_count != 0)
+	ASSERT_EQ(v->sigbus, READ_ONCE(sigbus_count) != 0)
 		TH_LOG("SIGBUS at the failure: %d, the table says %d",
-		       sigbus_count, v->sigbus);
+		       READ_ONCE(sigbus_count), v->sigbus);
 	if (v->sigbus) {
 		ASSERT_EQ(v->action_required ? BUS_MCEERR_AR : BUS_MCEERR_AO,
-			  sigbus_code);
-		ASSERT_EQ((void *)page, sigbus_addr);
-		ASSERT_EQ(12, sigbus_lsb);
+			  READ_ONCE(sigbus_code));
+		ASSERT_EQ((void *)page, READ_ONCE(sigbus_addr));
+		ASSERT_EQ(12, READ_ONCE(sigbus_lsb));
 	}
 	ASSERT_EQ(failures + 1, rgmem_read_counter("memory_failures_shared"))
 		TH_LOG("rgmem did not handle the failure");
@@ -287,19 +293,19 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 
 	if (!v->mapped)
 		ASSERT_EQ(page, mmap(page, PS, PROT_READ | PROT_WRITE,
-				     MAP_SHARED | MAP_FIXED, self->fd, bad * PS));
+				     MAP_SHARED | MAP_FIXED, fd, bad * PS));
 	/* Every later access gets SIGBUS, whether mapped before or not. */
 	ASSERT_TRUE(probe(page, false, &val));
-	ASSERT_EQ(BUS_MCEERR_AR, sigbus_code);
-	ASSERT_EQ((void *)page, sigbus_addr);
-	ASSERT_EQ(12, sigbus_lsb);
+	ASSERT_EQ(BUS_MCEERR_AR, READ_ONCE(sigbus_code));
+	ASSERT_EQ((void *)page, READ_ONCE(sigbus_addr));
+	ASSERT_EQ(12, READ_ONCE(sigbus_lsb));
 	ASSERT_TRUE(probe(page, true, NULL));
 
 	for (i = 0; i < NPAGES; i += 2)
-		ASSERT_EQ(PATTERN(i), ((uint64_t *)(self->mem + i * PS))[0]);
+		ASSERT_EQ(PATTERN(i), ((uint64_t *)(mem + i * PS))[0]);
 
 	/* Punching lets the page go: a new one, zeroed, takes its place. */
-	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+	ASSERT_EQ(0, fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			       bad * PS, PS));
 	ASSERT_FALSE(probe(page, false, &val));
 	ASSERT_EQ(0, val);
@@ -309,14 +315,16 @@ static void fail_shared_page(struct __test_metadata *_metadata,
 
 TEST_F(shared, row)
 {
+	const struct row *r = &variant->row;
 	int i;
 
 	/* The even pages hold data that must survive. */
 	for (i = 0; i < NPAGES; i += 2)
 		((uint64_t *)(self->mem + i * PS))[0] = PATTERN(i);
-	fail_shared_page(_metadata, self, variant, BAD, variant->early);
-	if (variant->any_policy)
-		fail_shared_page(_metadata, self, variant, BAD + 2, !variant->early);
+	fail_shared_page(_metadata, self->fd, self->mem, r, BAD, r->early);
+	if (r->any_policy)
+		fail_shared_page(_metadata, self->fd, self->mem, r, BAD + 2,
+				 !r->early);
 }
 
 /*
@@ -375,15 +383,15 @@ static void write_file(const char *path, const char *s)
 	close(fd);
 }
 
-/* Records the changes of gfn @gfn's 4 KiB SPTE from now on. */
-static void trace_spte(uint64_t gfn)
+/* Records the changes of gfn @gfn's SPTE at @level (1: 4 KiB) from now on. */
+static void trace_spte(uint64_t gfn, int level)
 {
 	char filter[64];
 
 	write_file(SPTE_EVENT "/enable", "0");
 	write_file(TRACING "/trace", "");
-	snprintf(filter, sizeof(filter), "gfn == %#llx && level == 1",
-		 (unsigned long long)gfn);
+	snprintf(filter, sizeof(filter), "gfn == %#llx && level == %d",
+		 (unsigned long long)gfn, level);
 	write_file(SPTE_EVENT "/filter", filter);
 	write_file(SPTE_EVENT "/enable", "1");
 }
@@ -444,9 +452,9 @@ FIXTURE_TEARDOWN(private)
 	kvm_vm_free(self->vm);
 }
 
-/* Runs the vCPU into the failed page: EHWPOISON, and the page's exit. */
-static void expect_poison_exit(struct __test_metadata *_metadata,
-			       struct kvm_vcpu *vcpu)
+/* Runs the vCPU into a lost page at @gpa: EHWPOISON, and the page's exit. */
+static void expect_poison_exit_at(struct __test_metadata *_metadata,
+				  struct kvm_vcpu *vcpu, uint64_t gpa)
 {
 	struct kvm_run *run = vcpu->run;
 	int r = __vcpu_run(vcpu);
@@ -454,7 +462,7 @@ static void expect_poison_exit(struct __test_metadata *_metadata,
 	ASSERT_EQ(-1, r) TH_LOG("KVM_RUN: %d, exit reason %u", r, run->exit_reason);
 	ASSERT_EQ(EHWPOISON, errno) TH_LOG("KVM_RUN: %s", strerror(errno));
 	ASSERT_EQ(KVM_EXIT_MEMORY_FAULT, run->exit_reason);
-	ASSERT_EQ(DATA_GPA + BAD * PS, run->memory_fault.gpa);
+	ASSERT_EQ(gpa, run->memory_fault.gpa);
 	ASSERT_EQ(PS, run->memory_fault.size);
 	ASSERT_EQ(KVM_MEMORY_EXIT_FLAG_PRIVATE, run->memory_fault.flags);
 }
@@ -477,7 +485,7 @@ TEST_F(private, row)
 		get_pfn = rgmem_read_counter("get_pfn");
 	}
 	vcpu_args_set(self->vcpu, 2, DATA_GPA, variant->dirty);
-	trace_spte((DATA_GPA >> 12) + BAD);
+	trace_spte((DATA_GPA >> 12) + BAD, 1);
 	rgmem_run_to(self->vcpu, UCALL_SYNC);
 	pfn = traced_pfn();
 	ASSERT_NE(0, pfn) TH_LOG("KVM mapped no 4 KiB page at the gfn");
@@ -485,7 +493,7 @@ TEST_F(private, row)
 	err = corrupt_pfn(pfn);
 	ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
 	/* Nothing maps it on the host: no one to signal. */
-	ASSERT_EQ(0, sigbus_count);
+	ASSERT_EQ(0, READ_ONCE(sigbus_count));
 	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
 	if (self->rgmem) {
 		ASSERT_EQ(failures + 1, rgmem_read_counter("memory_failures_isolated"))
@@ -494,27 +502,122 @@ TEST_F(private, row)
 
 	/* The other pages stay the guest's. */
 	rgmem_run_to(self->vcpu, UCALL_SYNC);
-	expect_poison_exit(_metadata, self->vcpu);
+	expect_poison_exit_at(_metadata, self->vcpu, DATA_GPA + BAD * PS);
 	/* Allocating over it does not hand it back. */
 	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_KEEP_SIZE, 0, NPAGES * PS));
-	expect_poison_exit(_metadata, self->vcpu);
+	expect_poison_exit_at(_metadata, self->vcpu, DATA_GPA + BAD * PS);
 
 	if (self->in_place) {
 		/* Converts neither way while poisoned; nothing changes. */
 		conv.error_offset = 0;
 		ASSERT_EQ(EHWPOISON, rgmem_set_attributes2(self->fd, &conv));
 		ASSERT_EQ(BAD * PS, conv.error_offset);
-		expect_poison_exit(_metadata, self->vcpu);
+		expect_poison_exit_at(_metadata, self->vcpu, DATA_GPA + BAD * PS);
 	}
 
 	ASSERT_EQ(0, fallocate(self->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			       BAD * PS, PS));
 	rgmem_run_to(self->vcpu, UCALL_DONE);
-	ASSERT_EQ(0, sigbus_count);
+	ASSERT_EQ(0, READ_ONCE(sigbus_count));
 	if (self->in_place)
 		ASSERT_EQ(0, rgmem_set_range_attributes(self->fd, BAD * PS, PS, 0));
 	if (self->rgmem)
 		ASSERT_LT(get_pfn, rgmem_read_counter("get_pfn"));
+}
+
+/*
+ * Huge rows: a private page of a hugetlb-backed file fails.  Its folio is
+ * lost whole: KVM's mappings of all of it go, each of its pages gives the
+ * guest EHWPOISON, and the other folios stay the guest's.  A punch (2 MiB)
+ * or the file's release (1 GiB) lets the block go: the huge page leaves its pool, its healthy pages go to the
+ * page allocator, the bad one out of use, and the file's reservation is
+ * whole again.  The guest writes the bad page and the next block, reads
+ * the next block after the failure, then page 0, which reads zero once
+ * punched.
+ */
+static void guest_huge(uint64_t gpa, uint64_t next)
+{
+	WRITE_ONCE(*(uint64_t *)(gpa + BAD * PS), PATTERN(BAD));
+	if (next)
+		WRITE_ONCE(*(uint64_t *)(gpa + next), PATTERN(2));
+	GUEST_SYNC(1);
+	if (next)
+		GUEST_ASSERT_EQ(PATTERN(2), READ_ONCE(*(uint64_t *)(gpa + next)));
+	GUEST_SYNC(2);
+	GUEST_ASSERT_EQ(0, READ_ONCE(*(uint64_t *)gpa));
+	GUEST_DONE();
+}
+
+FIXTURE(huge) {};
+
+FIXTURE_VARIANT(huge) {
+	uint64_t page_size;
+	int blocks;
+	int level;	/* KVM's, of a mapping of that size */
+	bool punch;	/* else the file's release lets the block go */
+};
+
+FIXTURE_VARIANT_ADD(huge, private_2m) {
+	.page_size = SZ_2M, .blocks = 2, .level = 2, .punch = true,
+};
+FIXTURE_VARIANT_ADD(huge, private_1g) {
+	.page_size = SZ_1G, .blocks = 1, .level = 3,
+};
+
+FIXTURE_SETUP(huge) {}
+FIXTURE_TEARDOWN(huge) {}
+
+TEST_F(huge, whole_folio)
+{
+	const uint64_t ps = variant->page_size;
+	const char *why = pool_missing(ps, variant->blocks);
+	long corrupted = hardware_corrupted_kb();
+	struct pool before, after;
+	long long whole, retired;
+	struct huge_vm h;
+	uint64_t pfn;
+	int err;
+
+	if (why)
+		SKIP(return, "%s", why);
+	if (access(SPTE_EVENT, F_OK))
+		SKIP(return, "no %s", SPTE_EVENT);
+	catch_sigbus();
+	before = pool_get(ps);
+	h = huge_vm_create(ps, variant->blocks, guest_huge, 0);
+	vcpu_args_set(h.vcpu, 2, DATA_GPA, variant->blocks > 1 ? ps : 0);
+	trace_spte(DATA_GPA >> 12, variant->level);
+	rgmem_run_to(h.vcpu, UCALL_SYNC);
+	pfn = traced_pfn();
+	ASSERT_NE(0, pfn) TH_LOG("KVM mapped no huge page at the block");
+
+	whole = rgmem_read_counter("memory_failures_whole_folio");
+	retired = rgmem_read_counter("poisoned_retired");
+	err = corrupt_pfn(pfn + BAD);
+	ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
+	ASSERT_EQ(whole + 1, rgmem_read_counter("memory_failures_whole_folio"))
+		TH_LOG("rgmem did not handle the failure");
+	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
+	ASSERT_EQ(0, READ_ONCE(sigbus_count));
+
+	rgmem_run_to(h.vcpu, UCALL_SYNC);
+	/* Page 0 is healthy, but went with its folio. */
+	expect_poison_exit_at(_metadata, h.vcpu, DATA_GPA);
+	if (variant->punch) {
+		ASSERT_EQ(0, fallocate(h.fd, FALLOC_FL_PUNCH_HOLE |
+				       FALLOC_FL_KEEP_SIZE, 0, ps));
+		ASSERT_EQ(retired + 1, rgmem_read_counter("poisoned_retired"));
+		rgmem_run_to(h.vcpu, UCALL_DONE);
+	}
+	huge_vm_free(&h, ps);
+
+	/* One huge page fewer, and no reservation left behind. */
+	after = pool_get(ps);
+	ASSERT_EQ(before.nr - 1, after.nr);
+	ASSERT_EQ(before.free - 1, after.free);
+	ASSERT_EQ(before.resv, after.resv);
+	ASSERT_EQ(before.surplus, after.surplus);
+	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
 }
 
 TEST_HARNESS_MAIN
