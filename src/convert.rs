@@ -92,6 +92,11 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
 /// memory failure's reference on the page would never let clear. Punching the page lets the range
 /// convert. A failure after this check is handled as on any page of the new state.
 fn first_poisoned(mapping: &Mapping, range: &PageRange) -> Option<u64> {
+    // Without a failure anywhere, the walk would cost a populated conversion a look at every
+    // folio.
+    if !mm::any_hwpoison() {
+        return None;
+    }
     let (start, end) = (range.start(), range.end());
     mapping.for_each_folio(start, end, |folio| {
         match folio.first_hwpoisoned(start, end) {

@@ -62,3 +62,10 @@ struct page *rust_helper_rgmem_pfn_to_page(unsigned long pfn)
 {
 	return pfn_to_page(pfn);
 }
+
+#ifdef CONFIG_MEMORY_FAILURE
+long rust_helper_rgmem_num_poisoned_pages(void)
+{
+	return atomic_long_read(&num_poisoned_pages);
+}
+#endif
