@@ -137,4 +137,21 @@ int rust_helper_rgmem_hugetlb_retire_poisoned_folio(struct folio *folio)
 	return hugetlb_retire_poisoned_folio(folio);
 }
 
+long rust_helper_rgmem_hugetlb_folio_hwpoison_blocks(struct folio *folio,
+						     unsigned int order,
+						     unsigned long *blocks)
+{
+	return hugetlb_folio_hwpoison_blocks(folio, order, blocks);
+}
+
+void rust_helper_rgmem_folio_clear_hugetlb_hwpoison(struct folio *folio)
+{
+	folio_clear_hugetlb_hwpoison(folio);
+}
+
+void rust_helper_rgmem_hugetlb_folio_relist_hwpoison(struct folio *folio)
+{
+	hugetlb_folio_relist_hwpoison(folio);
+}
+
 #endif /* CONFIG_HUGETLB_PAGE */

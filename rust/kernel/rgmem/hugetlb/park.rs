@@ -13,6 +13,7 @@ use super::{
 use crate::{
     bindings,
     rgmem::fs::filemap::{InvalidateGuard, InvalidateHeld},
+    rgmem::mm,
 };
 use core::sync::atomic::Ordering;
 
@@ -137,8 +138,21 @@ impl Parked {
         unsafe { flags(head) }.fetch_and(!PIECE, Ordering::Relaxed);
         // SAFETY: Frozen by us above, with our one reference to come back.
         unsafe { bindings::rgmem_folio_ref_unfreeze(head, 1) };
+        if mm::any_hwpoison() && has_hwpoison(head, order) {
+            // SAFETY: A hugetlb folio just re-formed from pieces, with our one reference.
+            unsafe { bindings::rgmem_hugetlb_folio_relist_hwpoison(head) };
+            // SAFETY: Out of every page cache, poisoned; the reference is ours to give.
+            unsafe { bindings::rgmem_hugetlb_retire_poisoned_folio(head) };
+            return Ok(());
+        }
         // SAFETY: That reference, ours; putting it frees the page to the pool.
         unsafe { bindings::folio_put(head) };
         Ok(())
     }
+}
+
+/// Whether memory failure flagged any page of `folio`, of `order`, which is ours.
+fn has_hwpoison(folio: *mut bindings::folio, order: u32) -> bool {
+    // SAFETY: Each `i` is the number of a page of the folio, which we hold.
+    (0..1usize << order).any(|i| unsafe { bindings::rgmem_page_hwpoison(folio, i) })
 }

@@ -5,7 +5,10 @@
 //! Memory failure keeps a reference on such a folio for good, so it would keep the huge page,
 //! and with it its file's subpool and reservation, once the file lets go. Its owner takes that
 //! reference over, and gives it back through [`Poisoned::retire`], or by dropping it, which frees
-//! the folio and finishes as memory failure does for a free one.
+//! the folio and finishes as memory failure does for a free one. Or the owner splits the folio
+//! to isolate its bad pages ([`Reservation::prepare_isolation`](super::Reservation)), and the
+//! reference goes with the freeze; re-formed from its pieces to let it go, the folio is poisoned
+//! again and held the same way.
 
 use crate::{bindings, rgmem::folio::Folio};
 use core::ptr::NonNull;
@@ -17,9 +20,10 @@ use core::ptr::NonNull;
 ///
 /// # Invariants
 ///
-/// `folio` is a hugetlb folio on which memory failure holds a reference it never drops itself;
-/// this value owns that reference, and no other value claims it. Only debugfs's `unpoison-pfn`
-/// drops it, after clearing the folio's poison flag.
+/// `folio` is a hugetlb folio on which memory failure holds a reference it never drops itself,
+/// or one that its owner re-formed poisoned and holds a reference on; this value owns that
+/// reference, and no other value claims it. Only debugfs's `unpoison-pfn` drops it, after
+/// clearing the folio's poison flag.
 pub struct Poisoned {
     folio: NonNull<bindings::folio>,
 }
@@ -38,6 +42,26 @@ impl Poisoned {
         Self {
             folio: NonNull::from(folio).cast(),
         }
+    }
+
+    /// # Safety
+    ///
+    /// `folio` is a hugetlb folio, re-formed from pieces and poisoned again by its owner, who
+    /// gives the reference it holds on it to the result.
+    pub(super) unsafe fn from_reformed(folio: NonNull<bindings::folio>) -> Self {
+        // INVARIANT: By the caller's guarantee.
+        Self { folio }
+    }
+
+    /// The folio, valid while `self` is.
+    pub(super) fn as_ptr(&self) -> *mut bindings::folio {
+        self.folio.as_ptr()
+    }
+
+    /// Ends `self` without giving its reference back: the caller froze the folio with that
+    /// reference counted, and the freeze took it.
+    pub(super) fn consume_frozen(self) {
+        core::mem::forget(self);
     }
 
     /// The first file page of the folio; it does not change while the file caches it.

@@ -16,14 +16,14 @@
 //! lock. A split's XArray nodes are allocated before that ([`Reservation::prepare_split`]), so
 //! [`PreparedSplit::commit`] allocates nothing and cannot fail.
 
-use super::Reservation;
+use super::{Poisoned, Reservation};
 use crate::{
     alloc::{flags::GFP_KERNEL, KVec},
     bindings,
-    error::{code::*, Result},
+    error::{code::*, Error, Result},
     rgmem::folio::Folio,
     rgmem::fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
-    rgmem::sched,
+    rgmem::{mm, sched},
     types::ARef,
 };
 use core::{
@@ -42,6 +42,8 @@ const CHUNK_SHIFT: u32 = 6;
 pub(super) const PIECE: usize = 1 << bindings::pageflags_PG_owner_priv_1;
 /// "Zeroed and prepared", to guest_memfd.
 const UPTODATE: usize = 1 << bindings::pageflags_PG_uptodate;
+/// Memory failure's mark on the very page it hit, outside hugetlb folios.
+const HWPOISON: usize = 1 << bindings::pageflags_PG_hwpoison;
 
 /// The flags word of the folio headed by `folio`, whatever its refcount.
 ///
@@ -164,7 +166,8 @@ struct Round {
 ///
 /// `folio` is the folio at `index` of `mapping`'s cache when prepared, of order `from`: the
 /// whole hugetlb folio, or a 2 MiB piece. `rounds` hold the nodes to split its entry, level by
-/// level, down to 2 MiB (a 1 GiB folio) and to base pages for each sub-block in `fine`.
+/// level, down to 2 MiB (a 1 GiB folio) and to base pages for each sub-block in `fine`. With
+/// `poisoned`, the split isolates the poisoned pages of `folio`, which it names.
 #[must_use = "a split does nothing until committed"]
 pub struct PreparedSplit {
     folio: ARef<Folio>,
@@ -173,6 +176,7 @@ pub struct PreparedSplit {
     hugetlb: bool,
     fine: [u64; 8],
     rounds: KVec<Round>,
+    poisoned: Option<Poisoned>,
 }
 
 // SAFETY: The XArray states only point to the array and to their own nodes; nothing is per-task.
@@ -231,7 +235,89 @@ impl Reservation {
         if folio.ref_count() != unsafe { idle_refs(f, from) } + 1 {
             return Err(EAGAIN);
         }
+        Self::reserve_split(mapping, folio, index, hugetlb, bits)
+    }
 
+    /// Reserves the split of `poisoned`, a whole folio of this reservation in the cache of
+    /// `held`'s mapping, that isolates its poisoned pages: a 1 GiB folio into 2 MiB pieces, and
+    /// the 2 MiB blocks holding a poisoned page, whichever the size, further into base pages.
+    /// The split takes over the reference `poisoned` holds.
+    ///
+    /// `EAGAIN` if someone besides the page cache and `poisoned` holds the folio; `EIO` if memory
+    /// failure lost track of the poisoned pages; `EOPNOTSUPP` if the folio has state a split
+    /// cannot keep, or was never zeroed (pieces are); `EINVAL` if it is not cached there whole;
+    /// `ENOMEM`. Nothing changes, and `poisoned` comes back.
+    pub fn prepare_isolation(
+        &self,
+        held: &dyn InvalidateHeld,
+        poisoned: Poisoned,
+    ) -> core::result::Result<PreparedSplit, (Error, Poisoned)> {
+        let r = self
+            .isolation_plan(held.mapping(), &poisoned)
+            .and_then(|(folio, bits)| {
+                Self::reserve_split(held.mapping(), folio, poisoned.index(), true, bits)
+            });
+        match r {
+            Ok(mut split) => {
+                split.poisoned = Some(poisoned);
+                Ok(split)
+            }
+            Err(e) => Err((e, poisoned)),
+        }
+    }
+
+    /// The cached folio `poisoned` names, referenced, and its 2 MiB blocks to split to base
+    /// pages.
+    fn isolation_plan(
+        &self,
+        mapping: &Mapping,
+        poisoned: &Poisoned,
+    ) -> Result<(ARef<Folio>, [u64; 8])> {
+        let index = poisoned.index();
+        let folio = get_folio(mapping, index).ok_or(EINVAL)?;
+        let f = folio.as_ptr();
+        let from = folio.order();
+        if f != poisoned.as_ptr() || folio.index() as u64 != index {
+            return Err(EINVAL);
+        }
+        // SAFETY: The folio is referenced, a hugetlb folio (`poisoned`'s invariant).
+        let spool = unsafe { bindings::rgmem_hugetlb_folio_subpool(f) };
+        if from != self.hstate.order() || spool != self.spool.as_ptr() {
+            return Err(EINVAL);
+        }
+        // SAFETY: As above.
+        if !unsafe { bindings::rgmem_hugetlb_folio_plain(f) } || !folio.test_uptodate() {
+            return Err(EOPNOTSUPP);
+        }
+        let mut bits = [0u64; 8];
+        // SAFETY: The folio is referenced and hugetlb; `bits` has a bit for each of its 2 MiB
+        // blocks, at most 512.
+        let n = unsafe {
+            bindings::rgmem_hugetlb_folio_hwpoison_blocks(f, MID_ORDER, bits.as_mut_ptr().cast())
+        };
+        if n <= 0 {
+            return Err(EIO);
+        }
+        // The page cache's references, ours, and the one `poisoned` holds.
+        // SAFETY: The folio is referenced.
+        if folio.ref_count() != unsafe { idle_refs(f, from) } + 2 {
+            return Err(EAGAIN);
+        }
+        Ok((folio, bits))
+    }
+
+    /// Allocates the XArray nodes to split `folio`, referenced and cached at `index` of
+    /// `mapping`, into 2 MiB pieces if it is 1 GiB, and the 2 MiB blocks in `bits` into base
+    /// pages.
+    fn reserve_split(
+        mapping: &Mapping,
+        folio: ARef<Folio>,
+        index: u64,
+        hugetlb: bool,
+        bits: [u64; 8],
+    ) -> Result<PreparedSplit> {
+        let from = folio.order();
+        let subs = 1usize << (from - MID_ORDER);
         let to_mid = from == GIGA_ORDER;
         let fine_count = bits.iter().map(|w| w.count_ones() as usize).sum::<usize>();
         let count = if to_mid { 1 + (1 << CHUNK_SHIFT) } else { 0 } + fine_count;
@@ -242,6 +328,7 @@ impl Reservation {
             hugetlb,
             fine: bits,
             rounds: KVec::with_capacity(count, GFP_KERNEL)?,
+            poisoned: None,
         };
         if to_mid {
             // 1 GiB to 64 entries of 4096 pages, then each of those to 8 entries of 512.
@@ -334,8 +421,8 @@ impl PreparedSplit {
     /// prepared, which only a transient user (a lookup, a walker of physical pages) can hold.
     pub fn commit(mut self, mapping: &Mapping) {
         let (f, index, from) = (self.folio.as_ptr(), self.index, self.from);
-        // SAFETY: The folio is referenced (`self.folio`).
-        let expected = unsafe { idle_refs(f, from) } + 1;
+        // SAFETY: The folio is referenced (`self.folio`, and `self.poisoned` if any).
+        let expected = unsafe { idle_refs(f, from) } + 1 + i32::from(self.poisoned.is_some());
         loop {
             let xa = XaLock::new(mapping);
             if xa.load(index) != (f.cast(), from) {
@@ -352,6 +439,12 @@ impl PreparedSplit {
             sched::cond_resched();
         }
         // Frozen, the folio is ours alone: only we may reshape it, and its cache entries stay.
+        if let Some(poisoned) = self.poisoned.take() {
+            // SAFETY: A frozen hugetlb folio that no one else walks: memory failure's list of
+            // its bad pages becomes the pages' own flags, which the split keeps.
+            unsafe { bindings::rgmem_folio_clear_hugetlb_hwpoison(f) };
+            poisoned.consume_frozen();
+        }
         // SAFETY: The folio's pages exist.
         unsafe { flags(f) }.fetch_or(PIECE, Ordering::Relaxed);
         let first = if from == GIGA_ORDER { MID_ORDER } else { 0 };
@@ -441,19 +534,46 @@ impl Reservation {
 
     /// Merges the pieces caching pages `first..first + (1 << order)` of `mapping` into one folio
     /// of `order`: the whole hugetlb folio, or a 2 MiB piece of a 1 GiB one. Returns whether it
-    /// did; it does not if the range is not wholly pieces of one folio of this reservation, or
-    /// if someone besides the page cache holds one of them.
+    /// did; it does not if the range is not wholly pieces of one folio of this reservation, if
+    /// someone besides the page cache holds one of them, or if memory failure poisoned a page of
+    /// them: a merge would hand it out again.
     ///
     /// Allocates nothing. The caller must have unmapped the pieces from user space.
     pub fn try_merge(&self, mapping: &Mapping, first: u64, order: u32) -> bool {
+        matches!(
+            self.merge_pieces(mapping, first, order, false),
+            Merged::Healthy
+        )
+    }
+
+    /// Merges a block of pieces back into its hugetlb folio, as [`Self::try_merge`] does, even
+    /// with poisoned pages, to let it go: `Some` with the folio if a page of it is poisoned,
+    /// which the caller removes from the cache and retires; `None` if it did not merge, or
+    /// merged healthy.
+    ///
+    /// Under the invalidate lock held exclusively: until it is poisoned again, the re-formed
+    /// folio must not be found by a fault.
+    pub fn merge_poisoned(&self, guard: &InvalidateGuard<'_>, first: u64) -> Option<Poisoned> {
+        match self.merge_pieces(guard.mapping(), first, self.hstate.order(), true) {
+            Merged::Poisoned(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn merge_pieces(&self, mapping: &Mapping, first: u64, order: u32, poisoned_ok: bool) -> Merged {
         let whole = self.hstate.order();
         let hugetlb = order == whole;
         if !(hugetlb || (order == MID_ORDER && whole == GIGA_ORDER)) || first % (1 << order) != 0 {
-            return false;
+            return Merged::No;
         }
+        // Only a whole folio may merge poisoned, to be retired.
+        let poisoned_ok = poisoned_ok && hugetlb;
+        // Only with a failure anywhere are pages looked at one by one.
+        let check_poison = mm::any_hwpoison();
+        let mut poisoned = false;
         let xa = XaLock::new(mapping);
         let Some((head, pfn)) = self.block_locked(&xa, first, order) else {
-            return false;
+            return Merged::No;
         };
         // Freeze every piece, checking each is the one cached at its place.
         let mut frozen = 0u64;
@@ -476,7 +596,17 @@ impl Reservation {
             }
             // SAFETY: As above.
             uptodate &= unsafe { flags(p) }.load(Ordering::Relaxed) & UPTODATE != 0;
+            if check_poison {
+                // SAFETY: `p` is frozen; each of its pages exists.
+                poisoned |= (0..1usize << o).any(|i| unsafe {
+                    flags(bindings::rgmem_folio_nth(p, i)).load(Ordering::Relaxed) & HWPOISON != 0
+                });
+            }
             frozen += 1 << o;
+            if poisoned && !poisoned_ok {
+                ok = false;
+                break;
+            }
         }
         if !ok {
             let mut at = 0u64;
@@ -489,7 +619,7 @@ impl Reservation {
                     at += 1 << o;
                 }
             }
-            return false;
+            return Merged::No;
         }
         xa.store(first, order, head);
         drop(xa);
@@ -506,8 +636,24 @@ impl Reservation {
             if !uptodate {
                 flags(head).fetch_and(!UPTODATE, Ordering::Relaxed);
             }
-            bindings::rgmem_folio_ref_unfreeze(head, idle_refs(head, order));
+            // A poisoned folio gets one reference more, for the caller to retire it with.
+            let extra = i32::from(poisoned);
+            bindings::rgmem_folio_ref_unfreeze(head, idle_refs(head, order) + extra);
         }
-        true
+        if !poisoned {
+            return Merged::Healthy;
+        }
+        // SAFETY: A hugetlb folio re-formed above, referenced by the extra reference, and out of
+        // reach: faults are kept out by the caller's lock, and nothing else maps it.
+        unsafe { bindings::rgmem_hugetlb_folio_relist_hwpoison(head) };
+        // SAFETY: As above; the extra reference moves into the result.
+        Merged::Poisoned(unsafe { Poisoned::from_reformed(NonNull::new_unchecked(head)) })
     }
+}
+
+/// What [`Reservation::merge_pieces`] did.
+enum Merged {
+    No,
+    Healthy,
+    Poisoned(Poisoned),
 }
