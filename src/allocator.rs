@@ -87,11 +87,27 @@ pub(crate) trait Allocator: Send + Sync {
     fn release_locked(&self, _guard: &InvalidateGuard<'_>, _pages: u64, _parking: &Parking) {}
 
     /// Memory failure poisoned `folio`, one of its own: takes over what memory failure keeps on
-    /// it, to give back once the folio leaves the file. Returns whether the whole folio is lost
-    /// to the guest; with base pages, only the bad one is.
-    fn keep_poisoned(&self, _folio: MfFolio<'_>) -> bool {
-        false
+    /// it, to give back once the folio leaves the file.
+    fn keep_poisoned(&self, _folio: MfFolio<'_>) -> PoisonOutcome {
+        PoisonOutcome::Page
     }
+
+    /// The next fault on page `index`, of a folio memory failure poisoned, found it whole:
+    /// splits its bad pages off, if that is pending. Returns whether it did; if not, the folio
+    /// is lost whole. `EAGAIN` if transient users kept it from splitting.
+    fn isolate_poisoned(&self, _held: &dyn InvalidateHeld, _index: u64) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// What memory failure in one of an allocator's folios costs the guest.
+pub(crate) enum PoisonOutcome {
+    /// The bad page alone: it is a folio of its own.
+    Page,
+    /// The whole folio, until the next fault on it isolates the bad pages.
+    Pending,
+    /// The whole folio.
+    WholeFolio,
 }
 
 /// Base pages from the page allocator, with the mapping's GFP mask.

@@ -25,7 +25,10 @@ use core::ops::ControlFlow;
 use kernel::prelude::*;
 use kernel::{
     rgmem::folio::Folio,
-    rgmem::fs::{filemap::InvalidateGuard, File, Mapping},
+    rgmem::fs::{
+        filemap::{InvalidateGuard, InvalidateHeld},
+        File, Mapping,
+    },
     rgmem::kvm::gmem::{self, MemoryAttributes2},
     rgmem::maple_tree::PreparedStore,
     rgmem::mm,
@@ -55,6 +58,7 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     if !plan.changes {
         return Ok(0);
     }
+    isolate_poisoned(gmem, &guard, &range);
     if let Some(index) = first_poisoned(mapping, &range) {
         drop(guard);
         args.report_error_offset(index << PAGE_SHIFT)?;
@@ -85,6 +89,27 @@ pub(crate) fn set_memory_attributes(gmem: &Gmem, file: &File, arg: usize) -> Res
     }
     counters::CONVERSIONS.inc();
     Ok(0)
+}
+
+/// Splits the bad pages off the whole huge folios of `range` that memory failure poisoned, where
+/// that is pending, so that only those pages stay out of conversions.
+fn isolate_poisoned(gmem: &Gmem, guard: &InvalidateGuard<'_>, range: &PageRange) {
+    let order = gmem.allocator.order();
+    if order == 0 || !mm::any_hwpoison() {
+        return;
+    }
+    let mut from = range.start();
+    while let Some(index) = guard.mapping().for_each_folio(from, range.end(), |folio| {
+        if folio.order() == order && folio.test_hwpoison() {
+            ControlFlow::Break(folio.index() as u64)
+        } else {
+            ControlFlow::Continue(())
+        }
+    }) {
+        // Not isolated, the folio is reported whole below.
+        let _ = gmem.allocator.isolate_poisoned(guard, index);
+        from = index + (1 << order);
+    }
 }
 
 /// The first page of `range` that memory failure poisoned. Such a page converts neither way: the

@@ -14,6 +14,7 @@ use kernel::{
         gmem::{self, Pfn, Populate},
         Kvm, MemorySlot,
     },
+    rgmem::mm,
     rgmem::sched,
     rgmem::uaccess::{self, PagefaultsDisabled},
 };
@@ -60,7 +61,14 @@ pub(crate) fn get_pfn(
             let first = index & !((1 << k) - 1);
             gmem.shares.is_uniform(first, first + (1 << k))
         });
-    Pfn::new(folio, index, order)
+    // A page of a piece may have failed after the split made it: the guest must not map that one
+    // with the rest.
+    let poisoned_inside = order > 0
+        && mm::any_hwpoison()
+        && folio
+            .first_hwpoisoned(start, folio.next_index() as u64)
+            .is_some();
+    Pfn::new(folio, index, if poisoned_inside { 0 } else { order })
 }
 
 /// Tries of one block whose copy from user memory faulted, each after faulting the source in.

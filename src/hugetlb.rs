@@ -7,14 +7,19 @@
 //! block with shared pages is split so that each of those is a base page of its own
 //! (`split.rs`).
 //!
+//! A whole folio that memory failure poisoned is lost to the guest only until the next fault on
+//! it, which splits the bad pages off ([`HugetlbAllocator::isolate_poisoned`]): memory failure
+//! calls the file with the folio locked, and a split needs the invalidate lock, which comes
+//! before folio locks.
+//!
 //! Lock order: [`HugetlbAllocator`]'s `serial` is taken under the file's invalidate lock and
-//! before the lock of the folio it allocates; nothing is locked under it but that folio. Its
-//! `poisoned` is taken last: under a folio lock by memory failure, and under the invalidate
-//! lock by punching.
+//! before the lock of the folio it allocates; nothing is locked under it but that folio, and
+//! `poisoned`. An isolation holds it while it splits, with no folio lock. `poisoned` is taken
+//! last: under a folio lock by memory failure, and under the invalidate lock by punching.
 
 use crate::{
     alloc_math,
-    allocator::{self, Allocator, Serial},
+    allocator::{self, Allocator, PoisonOutcome, Serial},
     counters,
     park::Parking,
     range::PageRange,
@@ -28,18 +33,36 @@ use kernel::{
         Mapping,
     },
     rgmem::hugetlb::{Hstate, Poisoned, Reservation},
+    rgmem::sched,
     sync::Mutex,
 };
+
+/// How often an isolation is tried before the fault gives up with `EAGAIN`: the split needs the
+/// folio idle, even of transient users.
+const ISOLATE_TRIES: u32 = 3;
+
+/// A whole folio memory failure poisoned.
+struct Kept {
+    folio: Poisoned,
+    /// Its isolation failed: it stays lost whole until punched.
+    whole: bool,
+}
+
+impl Kept {
+    fn covers(&self, index: u64) -> bool {
+        (self.folio.index()..self.folio.index() + self.folio.nr_pages()).contains(&index)
+    }
+}
 
 /// Huge pages of one size, reserved for one file.
 pub(crate) struct HugetlbAllocator {
     pool: Reservation,
     /// Held from taking a page until it is cached: the reservation has exactly one a block.
     serial: Pin<KBox<Mutex<()>>>,
-    /// Whole folios memory failure poisoned, to retire once they leave the page cache: by a
-    /// punch, or when dropped after `pool`, once the release has emptied the cache and the
-    /// file's reservation is gone, which dissolving them needs.
-    poisoned: Pin<KBox<Mutex<KVec<Poisoned>>>>,
+    /// Whole folios memory failure poisoned, to isolate the bad pages of, or to retire once
+    /// they leave the page cache: by a punch, or when dropped after `pool`, once the release has
+    /// emptied the cache and the file's reservation is gone, which dissolving them needs.
+    poisoned: Pin<KBox<Mutex<KVec<Option<Kept>>>>>,
 }
 
 impl HugetlbAllocator {
@@ -61,36 +84,56 @@ impl HugetlbAllocator {
         })
     }
 
+    /// Takes the first poisoned folio `pick` selects out of the list.
+    fn take_poisoned(&self, mut pick: impl FnMut(&Kept) -> bool) -> Option<Kept> {
+        let mut list = self.poisoned.lock();
+        let slot = list
+            .as_mut_slice()
+            .iter_mut()
+            .find(|k| k.as_ref().is_some_and(&mut pick))?;
+        slot.take()
+    }
+
+    /// Keeps `kept` in the list, in a free slot if any: taking out frees none. Returns whether
+    /// there was room.
+    fn keep(&self, kept: Kept) -> bool {
+        let mut list = self.poisoned.lock();
+        if let Some(slot) = list.as_mut_slice().iter_mut().find(|k| k.is_none()) {
+            *slot = Some(kept);
+        } else if list.push(Some(kept), GFP_KERNEL).is_err() {
+            // Memory failure's reference keeps the huge page out of its pool for good.
+            counters::BLOCKS_STRANDED.inc();
+            return false;
+        }
+        true
+    }
+
     /// Retires the poisoned folios that cached pages of `range`, which a punch has just freed.
     fn retire_punched(&self, range: &PageRange) {
-        // Not held while retiring, which frees folios: memory failure holds a folio lock when it
-        // takes this lock.
-        let taken = core::mem::take(&mut *self.poisoned.lock());
-        let mut kept = KVec::with_capacity(taken.len(), GFP_KERNEL).ok();
-        for p in taken {
-            let (start, end) = (p.index(), p.index() + p.nr_pages());
-            let p = if end <= range.start() || start >= range.end() {
-                Err(p)
-            } else {
-                p.retire()
+        let slots = self.poisoned.lock().len();
+        for i in 0..slots {
+            // Not held while retiring, which frees folios: memory failure holds a folio lock
+            // when it takes this lock.
+            let taken = {
+                let mut list = self.poisoned.lock();
+                list.as_mut_slice().get_mut(i).and_then(|slot| {
+                    let k = slot.as_ref()?;
+                    let (start, end) = (k.folio.index(), k.folio.index() + k.folio.nr_pages());
+                    (start < range.end() && end > range.start())
+                        .then(|| slot.take())
+                        .flatten()
+                })
             };
-            match p {
+            let Some(Kept { folio, whole }) = taken else {
+                continue;
+            };
+            match folio.retire() {
                 Ok(true) => counters::POISONED_RETIRED.inc(),
                 Ok(false) => counters::BLOCKS_STRANDED.inc(),
-                Err(p) => match kept.as_mut() {
-                    // Within the capacity taken above: cannot fail.
-                    Some(kept) => {
-                        let _ = kept.push(p, GFP_KERNEL);
-                    }
-                    // Dropped, it retires when the page cache lets it go, or stays held.
-                    None => drop(p),
-                },
-            }
-        }
-        let mut poisoned = self.poisoned.lock();
-        for p in kept.into_iter().flatten() {
-            if poisoned.push(p, GFP_KERNEL).is_err() {
-                counters::BLOCKS_STRANDED.inc();
+                // Still cached: the punch refused this block.
+                Err(folio) => {
+                    self.keep(Kept { folio, whole });
+                }
             }
         }
     }
@@ -143,24 +186,76 @@ impl Allocator for HugetlbAllocator {
         range: &PageRange,
         shared: SharedIn<'_>,
     ) -> Result {
-        split::punch_locked(&self.pool, guard, range, shared)?;
+        let keep = |folio| {
+            self.keep(Kept { folio, whole: true });
+        };
+        let r = split::punch_locked(&self.pool, guard, range, shared, &keep);
+        // Also after `EBUSY`: blocks before the refused one may have gone.
         self.retire_punched(range);
-        Ok(())
+        r
     }
 
     fn release_locked(&self, guard: &InvalidateGuard<'_>, pages: u64, parking: &Parking) {
-        split::release_locked(&self.pool, guard, pages, parking);
+        let keep = |folio| {
+            self.keep(Kept { folio, whole: true });
+        };
+        split::release_locked(&self.pool, guard, pages, parking, &keep);
     }
 
-    fn keep_poisoned(&self, folio: MfFolio<'_>) -> bool {
-        let Ok(poisoned) = folio.into_hugetlb() else {
-            return false;
+    fn keep_poisoned(&self, folio: MfFolio<'_>) -> PoisonOutcome {
+        let Ok(folio) = folio.into_hugetlb() else {
+            return PoisonOutcome::Page;
         };
-        // Without room, memory failure's reference keeps the huge page out of its pool for good.
-        if self.poisoned.lock().push(poisoned, GFP_KERNEL).is_err() {
-            counters::BLOCKS_STRANDED.inc();
+        let kept = Kept {
+            folio,
+            whole: false,
+        };
+        if self.keep(kept) {
+            PoisonOutcome::Pending
+        } else {
+            PoisonOutcome::WholeFolio
         }
-        true
+    }
+
+    /// Splits the poisoned folio caching page `index`, if its isolation is pending, so that its
+    /// bad pages are base pages of their own and the rest stays as large as it may: 2 MiB pieces
+    /// of a 1 GiB folio, and base pages beside the bad ones. Where that cannot be had (no memory
+    /// for the split, memory failure lost track of the bad pages), the folio stays lost whole.
+    fn isolate_poisoned(&self, held: &dyn InvalidateHeld, index: u64) -> Result<bool> {
+        // One isolation at a time, and no allocation meanwhile: a plan must stay true.
+        let _serial = self.serial.lock();
+        let Some(Kept { mut folio, .. }) = self.take_poisoned(|k| !k.whole && k.covers(index))
+        else {
+            return Ok(false);
+        };
+        for n in 0..ISOLATE_TRIES {
+            if n > 0 {
+                sched::cond_resched();
+            }
+            match self.pool.prepare_isolation(held, folio) {
+                Ok(split) => {
+                    counters::SPLITS.add(split.levels());
+                    counters::SPLIT_NODES.add(split.nodes());
+                    split.commit(held.mapping());
+                    counters::MF_ISOLATED.inc();
+                    return Ok(true);
+                }
+                Err((e, back)) if e == EAGAIN => folio = back,
+                Err((_, back)) => {
+                    counters::MF_WHOLE_FOLIO.inc();
+                    self.keep(Kept {
+                        folio: back,
+                        whole: true,
+                    });
+                    return Ok(false);
+                }
+            }
+        }
+        self.keep(Kept {
+            folio,
+            whole: false,
+        });
+        Err(EAGAIN)
     }
 }
 

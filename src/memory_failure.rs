@@ -9,11 +9,11 @@
 //! By then the kernel has unmapped the page from the host and signalled the processes its kill
 //! policy names; what is left here is the guest's mappings.
 //!
-//! A whole hugetlb folio is lost with its bad page, as it would be in C. The pieces of a split
-//! one are neither on an LRU nor hugetlb, and memory failure only flags their bad page: the
-//! next fault on it gets `EHWPOISON`.
+//! A whole hugetlb folio is lost with its bad page, as it would be in C, until the next fault on
+//! it splits the bad page off (`hugetlb.rs`). The pieces of a split one are neither on an LRU nor
+//! hugetlb, and memory failure only flags their bad page: the next fault on it gets `EHWPOISON`.
 
-use crate::{counters, invalidate, range::PageRange, state::Gmem};
+use crate::{allocator::PoisonOutcome, counters, invalidate, range::PageRange, state::Gmem};
 use kernel::rgmem::fs::filemap::{MfFolio, MfResult};
 
 /// Memory failure poisoned `folio`, which is locked and in `gmem`'s page cache.
@@ -28,14 +28,13 @@ pub(crate) fn error_remove_folio(gmem: &Gmem, folio: MfFolio<'_>) -> MfResult {
     drop(invalidate::pages(&gmem.bindings.lock(), &range));
     let shared = gmem.shares.any_shared(range.start(), range.end());
     // A whole hugetlb folio is private: a block holding a shared page is split. Its pages go
-    // with the bad one, which hugetlb lists apart; the guest's faults on any of them get
-    // `EHWPOISON`.
-    if gmem.allocator.keep_poisoned(folio) {
-        counters::MF_WHOLE_FOLIO.inc();
-    } else if shared {
-        counters::MF_SHARED.inc();
-    } else {
-        counters::MF_ISOLATED.inc();
+    // with the bad one, which hugetlb lists apart, until the next fault isolates it; counted
+    // then.
+    match gmem.allocator.keep_poisoned(folio) {
+        PoisonOutcome::Pending => {}
+        PoisonOutcome::WholeFolio => counters::MF_WHOLE_FOLIO.inc(),
+        PoisonOutcome::Page if shared => counters::MF_SHARED.inc(),
+        PoisonOutcome::Page => counters::MF_ISOLATED.inc(),
     }
     // The page cache keeps the folio, and its pins with it.
     MfResult::Delayed

@@ -36,6 +36,13 @@ pub(crate) struct Shareability {
 /// nothing for a file that does not convert.
 pub(crate) struct Steady<'a>(Option<InvalidateSharedGuard<'a>>);
 
+impl Steady<'_> {
+    /// The invalidate lock it holds, if states may change in this file.
+    pub(crate) fn held(&self) -> Option<&dyn InvalidateHeld> {
+        self.0.as_ref().map(|g| g as &dyn InvalidateHeld)
+    }
+}
+
 fn run(r: Range) -> Run {
     Run {
         start: r.first,

@@ -22,7 +22,7 @@ use kernel::{
     prelude::*,
     rgmem::folio::Folio,
     rgmem::fs::filemap::{InvalidateGuard, InvalidateHeld, Mapping},
-    rgmem::hugetlb::{PreparedSplit, Reservation},
+    rgmem::hugetlb::{Poisoned, PreparedSplit, Reservation},
     rgmem::kvm::gmem,
     rgmem::sched,
 };
@@ -244,26 +244,48 @@ fn try_merge(pool: &Reservation, mapping: &Mapping, first: u64, order: u32) -> b
         .is_some()
 }
 
-/// Punches `range`, whole blocks: a block with no shared page is merged and freed; one with a
-/// shared page stays cached, as the invariant wants, and is zeroed in place. `EBUSY`, with
-/// nothing freed, if a private block cannot merge.
+/// Merges the block of `pool`'s order from `start` whole, to let it go: `true` if it is whole
+/// or uncached. A block with a poisoned page merges too, and goes to `keep` to be retired once
+/// out of the cache.
+fn merge_to_free(
+    pool: &Reservation,
+    guard: &InvalidateGuard<'_>,
+    start: u64,
+    keep: &dyn Fn(Poisoned),
+) -> bool {
+    let Some(block) = PageRange::new(start, start + (1 << pool.hstate().order())) else {
+        return false;
+    };
+    if merge(pool, guard.mapping(), &block, &|_, _| false) {
+        return true;
+    }
+    match pool.merge_poisoned(guard, start) {
+        Some(poisoned) => {
+            keep(poisoned);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Punches `range`, whole blocks: a block with no shared page is merged and freed (retired, if
+/// a page of it is poisoned: see `keep`); one with a shared page stays cached, as the invariant
+/// wants, and its healthy pages are zeroed in place. `EBUSY` if a private block cannot merge,
+/// with no block freed from it on.
 pub(crate) fn punch_locked(
     pool: &Reservation,
     guard: &InvalidateGuard<'_>,
     range: &PageRange,
     shared: SharedIn<'_>,
+    keep: &dyn Fn(Poisoned),
 ) -> Result {
     let mapping = guard.mapping();
     let order = pool.hstate().order();
     let n = 1u64 << order;
-    // Merging first changes nothing anyone sees, so a refusal leaves the file as it was.
+    // Merging first changes nothing anyone sees, so a refusal leaves the file as it was; but
+    // for poisoned blocks merged before it, which the guest had lost whole or in part already.
     for start in blocks(range, order).filter(|&s| !shared(s, s + n)) {
-        if !merge(
-            pool,
-            mapping,
-            &PageRange::new(start, start + n).ok_or(EINVAL)?,
-            shared,
-        ) {
+        if !merge_to_free(pool, guard, start, keep) {
             return Err(EBUSY);
         }
     }
@@ -280,37 +302,41 @@ pub(crate) fn punch_locked(
                 index += 1;
                 continue;
             };
+            let next = folio.next_index() as u64;
+            // Memory must not be read or written where it failed; the page stays lost.
+            if folio.first_hwpoisoned(index, next).is_some() {
+                index = next;
+                continue;
+            }
             if gmem::HAS_ARCH_INVALIDATE && !shared(index, index + 1) {
                 // The host writes the page: the architecture must give it back first.
                 let frames: &Folio = &folio;
                 gmem::arch_invalidate(frames);
             }
             folio.zero();
-            index = folio.next_index() as u64;
+            index = next;
         }
     }
     Ok(())
 }
 
 /// At release: merges every block, whatever its pages' states, so that each leaves the page
-/// cache as the one hugetlb folio it came as. A block that cannot merge, because someone outside
-/// holds a piece, leaves the cache in pieces and is parked until they let go.
+/// cache as the one hugetlb folio it came as (to `keep`, if a page of it is poisoned). A block
+/// that cannot merge, because someone outside holds a piece, leaves the cache in pieces and is
+/// parked until they let go.
 pub(crate) fn release_locked(
     pool: &Reservation,
     guard: &InvalidateGuard<'_>,
     pages: u64,
     parking: &Parking,
+    keep: &dyn Fn(Poisoned),
 ) {
     let Some(all) = PageRange::new(0, pages) else {
         return;
     };
     let order = pool.hstate().order();
-    let none: SharedIn<'_> = &|_, _| false;
     for start in blocks(&all, order) {
-        let Some(block) = PageRange::new(start, start + (1 << order)) else {
-            continue;
-        };
-        if merge(pool, guard.mapping(), &block, none) {
+        if merge_to_free(pool, guard, start, keep) {
             continue;
         }
         if let Some(parked) = pool.park(guard, start) {

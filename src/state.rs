@@ -51,8 +51,8 @@ pub(crate) struct Gmem {
 
 impl Gmem {
     /// The locked folio caching file page `index`, allocated if need be, when the page is in
-    /// state `want`; `None` when it is not. A poisoned folio gives `EHWPOISON`. `steady` keeps
-    /// conversions out.
+    /// state `want`; `None` when it is not. A poisoned page gives `EHWPOISON`, as does any page
+    /// of a huge folio whose bad pages cannot be split off. `steady` keeps conversions out.
     #[inline]
     pub(crate) fn folio_locked(
         &self,
@@ -64,15 +64,27 @@ impl Gmem {
         if self.shares.get_steady(steady, index)? != want {
             return Ok(None);
         }
-        let (folio, new) =
-            allocator::get_or_alloc(&*self.allocator, mapping, index, self.pages, false)?;
-        if new {
-            counters::FOLIOS_ALLOCATED.inc();
+        loop {
+            let (folio, new) =
+                allocator::get_or_alloc(&*self.allocator, mapping, index, self.pages, false)?;
+            if new {
+                counters::FOLIOS_ALLOCATED.inc();
+            }
+            if !folio.page_hwpoisoned(index) {
+                return Ok(Some(folio));
+            }
+            // A whole huge folio, lost for now: its bad pages may be split off, and the page
+            // found again in a piece. The split needs the folio unlocked and unreferenced.
+            let whole = folio.order() > 0 && folio.order() == self.allocator.order();
+            drop(folio);
+            let isolated = match steady.held() {
+                Some(held) if whole => self.allocator.isolate_poisoned(held, index)?,
+                _ => false,
+            };
+            if !isolated {
+                return Err(EHWPOISON);
+            }
         }
-        if folio.page_hwpoisoned(index) {
-            return Err(EHWPOISON);
-        }
-        Ok(Some(folio))
     }
 }
 
