@@ -47,6 +47,7 @@
 
 #include "rgmem_kvm.h"
 #include "rgmem_huge.h"
+#include "rgmem_fail.h"
 
 #define PS		4096UL
 #define NPAGES		4
@@ -526,98 +527,321 @@ TEST_F(private, row)
 }
 
 /*
- * Huge rows: a private page of a hugetlb-backed file fails.  Its folio is
- * lost whole: KVM's mappings of all of it go, each of its pages gives the
- * guest EHWPOISON, and the other folios stay the guest's.  A punch (2 MiB)
- * or the file's release (1 GiB) lets the block go: the huge page leaves its pool, its healthy pages go to the
+ * Huge rows: a private page of a hugetlb-backed file fails.  The guest's
+ * next touch of the block splits the bad page off, only as far as needed:
+ * a 2 MiB block becomes 512 base pages, a 1 GiB one 511 pieces of 2 MiB
+ * and 512 base pages.  The guest keeps every other page, with its
+ * contents, mapped huge again where its piece is 2 MiB; the bad page gives
+ * it EHWPOISON.  Where the split's memory cannot be had, the block is lost
+ * whole, as in C.  A punch (2 MiB) or the file's release (1 GiB) lets the
+ * block go: the huge page leaves its pool, its healthy pages go to the
  * page allocator, the bad one out of use, and the file's reservation is
- * whole again.  The guest writes the bad page and the next block, reads
- * the next block after the failure, then page 0, which reads zero once
+ * whole again.  The guest stamps a few pages and the bad one, checks them
+ * after the failure, then reads the bad page, which reads zero once
  * punched.
  */
-static void guest_huge(uint64_t gpa, uint64_t next)
+static const uint64_t huge_pages[] = { 0, 2, 511, 512, 513 };
+
+static void guest_huge(uint64_t gpa, uint64_t last)
 {
+	uint64_t i;
+
+	for (i = 0; i < ARRAY_SIZE(huge_pages); i++)
+		WRITE_ONCE(*(uint64_t *)(gpa + huge_pages[i] * PS),
+			   PATTERN(huge_pages[i]));
+	WRITE_ONCE(*(uint64_t *)(gpa + last * PS), PATTERN(last));
 	WRITE_ONCE(*(uint64_t *)(gpa + BAD * PS), PATTERN(BAD));
-	if (next)
-		WRITE_ONCE(*(uint64_t *)(gpa + next), PATTERN(2));
 	GUEST_SYNC(1);
-	if (next)
-		GUEST_ASSERT_EQ(PATTERN(2), READ_ONCE(*(uint64_t *)(gpa + next)));
+	for (i = 0; i < ARRAY_SIZE(huge_pages); i++)
+		GUEST_ASSERT_EQ(PATTERN(huge_pages[i]),
+				READ_ONCE(*(uint64_t *)(gpa + huge_pages[i] * PS)));
+	GUEST_ASSERT_EQ(PATTERN(last), READ_ONCE(*(uint64_t *)(gpa + last * PS)));
 	GUEST_SYNC(2);
-	GUEST_ASSERT_EQ(0, READ_ONCE(*(uint64_t *)gpa));
+	GUEST_ASSERT_EQ(0, READ_ONCE(*(uint64_t *)(gpa + BAD * PS)));
 	GUEST_DONE();
 }
 
-FIXTURE(huge) {};
-
-FIXTURE_VARIANT(huge) {
+/* A huge-page case: its block, and what its folio runs become. */
+struct huge_shape {
 	uint64_t page_size;
 	int blocks;
 	int level;	/* KVM's, of a mapping of that size */
 	bool punch;	/* else the file's release lets the block go */
+	const char *split;	/* the block's folio runs once isolated */
+	const char *whole;	/* and once lost whole */
 };
 
-FIXTURE_VARIANT_ADD(huge, private_2m) {
+static const struct huge_shape huge_2m = {
 	.page_size = SZ_2M, .blocks = 2, .level = 2, .punch = true,
+	.split = "0 511 0\n512 1023 9\n",
+	.whole = "0 1023 9\n",
 };
-FIXTURE_VARIANT_ADD(huge, private_1g) {
+
+static const struct huge_shape huge_1g = {
 	.page_size = SZ_1G, .blocks = 1, .level = 3,
+	.split = "0 511 0\n512 262143 9\n",
+	.whole = "0 262143 18\n",
 };
 
-FIXTURE_SETUP(huge) {}
-FIXTURE_TEARDOWN(huge) {}
+/* A case's VM, and what it read before the failure. */
+struct huge_case {
+	const struct huge_shape *shape;
+	struct huge_vm h;
+	struct pool before;
+	long corrupted;
+	long long whole, isolated, retired;
+};
 
-TEST_F(huge, whole_folio)
+/*
+ * A VM over the file, the guest's stamps written, and the bad page failed:
+ * the block is lost whole until the guest's next touch.  Returns false if
+ * the case cannot run, with why in *@why.
+ */
+static bool huge_case_setup(struct __test_metadata *_metadata, struct huge_case *c,
+		       const struct huge_shape *shape, const char **why)
 {
-	const uint64_t ps = variant->page_size;
-	const char *why = pool_missing(ps, variant->blocks);
+	uint64_t pfn, last;
+	int err;
+
+	c->shape = shape;
+	*why = pool_missing(shape->page_size, shape->blocks);
+	if (*why)
+		return false;
+	if (access(SPTE_EVENT, F_OK)) {
+		*why = "no " SPTE_EVENT;
+		return false;
+	}
+	catch_sigbus();
+	c->corrupted = hardware_corrupted_kb();
+	c->before = pool_get(shape->page_size);
+	c->h = huge_vm_create(shape->page_size, shape->blocks, guest_huge, 0);
+	last = shape->blocks * shape->page_size / PS - 1;
+	vcpu_args_set(c->h.vcpu, 2, DATA_GPA, last);
+	trace_spte(DATA_GPA >> 12, shape->level);
+	rgmem_run_to(c->h.vcpu, UCALL_SYNC);
+	pfn = traced_pfn();
+	EXPECT_NE(0, pfn) TH_LOG("KVM mapped no huge page at the block");
+	if (!pfn)
+		return true;
+
+	c->whole = rgmem_read_counter("memory_failures_whole_folio");
+	c->isolated = rgmem_read_counter("memory_failures_isolated");
+	c->retired = rgmem_read_counter("poisoned_retired");
+	err = corrupt_pfn(pfn + BAD);
+	EXPECT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
+	EXPECT_EQ(c->corrupted + 4, hardware_corrupted_kb());
+	EXPECT_EQ(0, READ_ONCE(sigbus_count));
+	/* Decided by the next touch. */
+	EXPECT_EQ(c->whole, rgmem_read_counter("memory_failures_whole_folio"));
+	EXPECT_EQ(c->isolated, rgmem_read_counter("memory_failures_isolated"));
+	return true;
+}
+
+static void huge_case_teardown(struct __test_metadata *_metadata,
+			  struct huge_case *c)
+{
+	uint64_t ps = c->shape->page_size;
+	struct pool after;
+
+	/* The harness's children end in _exit(): no atexit() handler runs. */
+	restore_knobs();
+	if (!c->h.vm)
+		return;
+	huge_vm_free(&c->h, ps);
+	/* One huge page fewer, and no reservation left behind. */
+	after = pool_get(ps);
+	EXPECT_EQ(c->before.nr - 1, after.nr);
+	EXPECT_EQ(c->before.free - 1, after.free);
+	EXPECT_EQ(c->before.resv, after.resv);
+	EXPECT_EQ(c->before.surplus, after.surplus);
+	EXPECT_EQ(c->corrupted + 4, hardware_corrupted_kb());
+}
+
+/* The guest reads the bad page: EHWPOISON until the punch, then zero. */
+static void huge_case_finish(struct __test_metadata *_metadata,
+			struct huge_case *c)
+{
+	expect_poison_exit_at(_metadata, c->h.vcpu, DATA_GPA + BAD * PS);
+	if (!c->shape->punch)
+		return;
+	ASSERT_EQ(0, fallocate(c->h.fd, FALLOC_FL_PUNCH_HOLE |
+			       FALLOC_FL_KEEP_SIZE, 0, c->shape->page_size));
+	ASSERT_EQ(c->retired + 1, rgmem_read_counter("poisoned_retired"));
+	rgmem_run_to(c->h.vcpu, UCALL_DONE);
+}
+
+FIXTURE(huge) {
+	struct huge_case c;
+};
+
+FIXTURE_VARIANT(huge) {
+	const struct huge_shape *shape;
+};
+
+FIXTURE_VARIANT_ADD(huge, private_2m) { .shape = &huge_2m };
+FIXTURE_VARIANT_ADD(huge, private_1g) { .shape = &huge_1g };
+
+FIXTURE_SETUP(huge)
+{
+	const char *why;
+
+	if (!huge_case_setup(_metadata, &self->c, variant->shape, &why))
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, _metadata->exit_code);
+}
+
+FIXTURE_TEARDOWN(huge)
+{
+	huge_case_teardown(_metadata, &self->c);
+}
+
+TEST_F(huge, isolated)
+{
+	struct huge_case *c = &self->c;
+	long long splits = rgmem_read_counter("splits");
+	uint64_t pages_4k = vm_get_stat(c->h.vm, "pages_4k");
+	uint64_t pages_2m = vm_get_stat(c->h.vm, "pages_2m");
+	char runs[128];
+
+	rgmem_run_to(c->h.vcpu, UCALL_SYNC);
+	ASSERT_EQ(c->isolated + 1,
+		  rgmem_read_counter("memory_failures_isolated"));
+	ASSERT_EQ(c->whole, rgmem_read_counter("memory_failures_whole_folio"));
+	ASSERT_LT(splits, rgmem_read_counter("splits"));
+	folio_runs(ino_of(c->h.fd), runs, sizeof(runs));
+	ASSERT_STREQ(c->shape->split, runs);
+	/*
+	 * Pages 0, 2 and 511 are base pages now.  Of a 1 GiB block, pages
+	 * 512, 513 and the last are in 2 MiB pieces, mapped 2 MiB again.
+	 */
+	ASSERT_LE(pages_4k + 3, vm_get_stat(c->h.vm, "pages_4k"));
+	if (c->shape->page_size == SZ_1G) {
+		ASSERT_EQ(0, vm_get_stat(c->h.vm, "pages_1g"));
+		ASSERT_EQ(pages_2m + 2, vm_get_stat(c->h.vm, "pages_2m"));
+	}
+	huge_case_finish(_metadata, c);
+}
+
+/*
+ * The split's memory cannot be had: fail-nth fails the n-th allocation of
+ * the guest's touch, for n = 1, 2, ..., until one is the split's.  Those
+ * before are KVM's, whose failure fails KVM_RUN and changes nothing.  Only
+ * on 2 MiB: the check boot has one 1 GiB page, which huge.private_1g
+ * uses, and the code is the same.
+ */
+FIXTURE(huge_lost) {
+	struct huge_case c;
+};
+
+FIXTURE_SETUP(huge_lost)
+{
+	const char *why;
+
+	if (!huge_case_setup(_metadata, &self->c, &huge_2m, &why))
+		SKIP(return, "%s", why);
+	ASSERT_EQ(0, _metadata->exit_code);
+}
+
+FIXTURE_TEARDOWN(huge_lost)
+{
+	huge_case_teardown(_metadata, &self->c);
+}
+
+TEST_F(huge_lost, private_2m)
+{
+	struct huge_case *c = &self->c;
+	struct kvm_run *run = c->h.vcpu->run;
+	char runs[128];
+	unsigned int n;
+	int r, e;
+
+	setup_fault_injection();
+	for (n = 1;; n++) {
+		ASSERT_GT(64, n) TH_LOG("no injected failure reached the split");
+		fail_nth_set(n);
+		r = __vcpu_run(c->h.vcpu);
+		e = errno;
+		fail_nth_set(0);
+		if (rgmem_read_counter("memory_failures_whole_folio") > c->whole)
+			break;
+		ASSERT_EQ(c->isolated,
+			  rgmem_read_counter("memory_failures_isolated"))
+			TH_LOG("isolated, with fail-nth %u not reached", n);
+		ASSERT_EQ(-1, r);
+		ASSERT_EQ(ENOMEM, e) TH_LOG("KVM_RUN: %s", strerror(e));
+	}
+	/* Lost whole: page 0 too, now and later. */
+	ASSERT_EQ(-1, r);
+	ASSERT_EQ(EHWPOISON, e) TH_LOG("KVM_RUN: %s", strerror(e));
+	ASSERT_EQ(KVM_EXIT_MEMORY_FAULT, run->exit_reason);
+	ASSERT_EQ(DATA_GPA, run->memory_fault.gpa);
+	expect_poison_exit_at(_metadata, c->h.vcpu, DATA_GPA);
+	ASSERT_EQ(c->whole + 1,
+		  rgmem_read_counter("memory_failures_whole_folio"));
+	ASSERT_EQ(c->isolated, rgmem_read_counter("memory_failures_isolated"));
+	folio_runs(ino_of(c->h.fd), runs, sizeof(runs));
+	ASSERT_STREQ(c->shape->whole, runs);
+	ASSERT_EQ(0, fallocate(c->h.fd, FALLOC_FL_PUNCH_HOLE |
+			       FALLOC_FL_KEEP_SIZE, 0, SZ_2M));
+	ASSERT_EQ(c->retired + 1, rgmem_read_counter("poisoned_retired"));
+}
+
+/*
+ * A page of a block split for sharing fails: a private base page beside
+ * the shared one.  Memory failure only flags it (a piece is neither
+ * hugetlb nor on an LRU).  Making the shared page private again must not
+ * merge the block, which would hand the bad page out with the rest; a
+ * punch retires it as a poisoned huge page instead of freeing it to the
+ * pool.  The first version merged it: "merges" rose, and the punch freed
+ * the block to the pool, bad page and all.
+ */
+TEST(piece_never_merges)
+{
+	const char *why = conversions_missing(SZ_2M, 2);
 	long corrupted = hardware_corrupted_kb();
+	long long merges, retired;
 	struct pool before, after;
-	long long whole, retired;
 	struct huge_vm h;
 	uint64_t pfn;
-	int err;
+	uint8_t *mem;
+	char runs[128];
 
 	if (why)
 		SKIP(return, "%s", why);
-	if (access(SPTE_EVENT, F_OK))
-		SKIP(return, "no %s", SPTE_EVENT);
 	catch_sigbus();
-	before = pool_get(ps);
-	h = huge_vm_create(ps, variant->blocks, guest_huge, 0);
-	vcpu_args_set(h.vcpu, 2, DATA_GPA, variant->blocks > 1 ? ps : 0);
-	trace_spte(DATA_GPA >> 12, variant->level);
-	rgmem_run_to(h.vcpu, UCALL_SYNC);
-	pfn = traced_pfn();
-	ASSERT_NE(0, pfn) TH_LOG("KVM mapped no huge page at the block");
+	before = pool_get(SZ_2M);
+	h = huge_vm_create(SZ_2M, 1, guest_huge, GUEST_MEMFD_FLAG_MMAP);
+	mem = mmap(NULL, SZ_2M, PROT_READ | PROT_WRITE, MAP_SHARED, h.fd, 0);
+	ASSERT_NE(MAP_FAILED, mem);
+	ASSERT_EQ(0, rgmem_set_range_attributes(h.fd, 5 * PS, PS, 0));
+	WRITE_ONCE(mem[5 * PS], 1);
+	pfn = pagemap_pfn(mem + 5 * PS);
+	ASSERT_NE(0, pfn);
+	folio_runs(ino_of(h.fd), runs, sizeof(runs));
+	ASSERT_STREQ("0 511 0\n", runs);
 
-	whole = rgmem_read_counter("memory_failures_whole_folio");
-	retired = rgmem_read_counter("poisoned_retired");
-	err = corrupt_pfn(pfn + BAD);
-	ASSERT_EQ(0, err) TH_LOG("corrupt-pfn: %s", strerror(err));
-	ASSERT_EQ(whole + 1, rgmem_read_counter("memory_failures_whole_folio"))
-		TH_LOG("rgmem did not handle the failure");
+	/* Pieces sit where the huge page was: page 6 is the next frame. */
+	corrupt_pfn(pfn + 1);
 	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
-	ASSERT_EQ(0, READ_ONCE(sigbus_count));
+	merges = rgmem_read_counter("merges");
+	ASSERT_EQ(0, rgmem_set_range_attributes(h.fd, 5 * PS, PS,
+						KVM_MEMORY_ATTRIBUTE_PRIVATE));
+	ASSERT_EQ(merges, rgmem_read_counter("merges"));
+	folio_runs(ino_of(h.fd), runs, sizeof(runs));
+	ASSERT_STREQ("0 511 0\n", runs);
 
-	rgmem_run_to(h.vcpu, UCALL_SYNC);
-	/* Page 0 is healthy, but went with its folio. */
-	expect_poison_exit_at(_metadata, h.vcpu, DATA_GPA);
-	if (variant->punch) {
-		ASSERT_EQ(0, fallocate(h.fd, FALLOC_FL_PUNCH_HOLE |
-				       FALLOC_FL_KEEP_SIZE, 0, ps));
-		ASSERT_EQ(retired + 1, rgmem_read_counter("poisoned_retired"));
-		rgmem_run_to(h.vcpu, UCALL_DONE);
-	}
-	huge_vm_free(&h, ps);
-
-	/* One huge page fewer, and no reservation left behind. */
-	after = pool_get(ps);
+	retired = rgmem_read_counter("poisoned_retired");
+	ASSERT_EQ(0, fallocate(h.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			       0, SZ_2M));
+	ASSERT_EQ(retired + 1, rgmem_read_counter("poisoned_retired"));
+	munmap(mem, SZ_2M);
+	huge_vm_free(&h, SZ_2M);
+	after = pool_get(SZ_2M);
 	ASSERT_EQ(before.nr - 1, after.nr);
 	ASSERT_EQ(before.free - 1, after.free);
 	ASSERT_EQ(before.resv, after.resv);
-	ASSERT_EQ(before.surplus, after.surplus);
 	ASSERT_EQ(corrupted + 4, hardware_corrupted_kb());
+	ASSERT_EQ(0, READ_ONCE(sigbus_count));
 }
 
 TEST_HARNESS_MAIN
