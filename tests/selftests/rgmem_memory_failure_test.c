@@ -17,6 +17,10 @@
  *   not bring it back, punching it does, and a conversion refuses it.  The
  *   pfn comes from KVM's own tracepoint, so the same test runs on C after
  *   rmmod (RGMEM_SERVER=kvm).
+ * - huge.*, huge_lost.*: a private page of a hugetlb-backed file fails;
+ *   the guest's next touch splits it off, or, under fault injection, the
+ *   folio is lost whole.  piece_never_merges: a page of a block split for
+ *   sharing fails, and the block never merges back.
  *
  * Each case runs in its own child (the harness forks), so the SIGBUS the
  * row expects is caught and checked, never fatal.  Poisoned pages stay out
