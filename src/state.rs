@@ -74,13 +74,17 @@ impl Gmem {
                 return Ok(Some(folio));
             }
             // A whole huge folio, lost for now: its bad pages may be split off, and the page
-            // found again in a piece. The split needs the folio unlocked and unreferenced.
+            // found again in a piece. The split needs the folio unlocked and unreferenced, and
+            // the invalidate lock, which a file whose states never change did not take.
             let whole = folio.order() > 0 && folio.order() == self.allocator.order();
             drop(folio);
-            let isolated = match steady.held() {
-                Some(held) if whole => self.allocator.isolate_poisoned(held, index)?,
-                _ => false,
-            };
+            let isolated = whole
+                && match steady.held() {
+                    Some(held) => self.allocator.isolate_poisoned(held, index)?,
+                    None => self
+                        .allocator
+                        .isolate_poisoned(&mapping.invalidate_lock_shared(), index)?,
+                };
             if !isolated {
                 return Err(EHWPOISON);
             }
