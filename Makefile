@@ -2,7 +2,7 @@
 #
 # rgmem: KVM's guest_memfd as a loadable Rust module.
 #
-#   make run      deps, kernel, module, then boot a VM, load rgmem, run the demo
+#   make run      deps, kernel, module, then boot a VM, load rgmem, run the example VMM
 #   make check    deps, host tests, lint, debug kernel, every VM test
 #   make vm       an interactive shell in the test VM
 #   make bench    rgmem against KVM's C guest_memfd, release kernel, one boot
@@ -64,7 +64,7 @@ vm: deps
 	@scripts/vm shell $(FLAVOUR)
 
 clean:
-	rm -rf work tests/host/target
+	rm -rf work tests/host/target tests/vmm/target
 
 # Also drops the kernel trees and builds shared by every checkout.
 distclean: clean

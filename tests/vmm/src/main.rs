@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A small VMM on rust-vmm's kvm-ioctls whose guest's memory is one guest_memfd file.
+//!
+//! It runs a real-mode guest in a `KVM_X86_SW_PROTECTED_VM`. Where the guest_memfd holds its
+//! pages' attributes (rgmem, with `kvm.vm_memory_attributes=0`), the file is all the guest's
+//! memory: the VMM writes the code into it while it is shared, makes all of it private but the
+//! code and I/O pages, and the guest asks for conversions with `KVM_HC_MAP_GPA_RANGE`, which
+//! the VMM answers with `KVM_SET_MEMORY_ATTRIBUTES2`. The code stays shared: without next-RIP
+//! saving (QEMU's SVM has none), KVM skips `vmmcall` and `hlt` by decoding them, and it cannot
+//! read private memory. Elsewhere (KVM's own attributes, and 6.12's C
+//! guest_memfd, which cannot convert in place) the code and I/O pages are ordinary memory and
+//! the guest only uses private memory that the VMM punches.
+//!
+//! Every step is checked: the process exits non-zero on the first mismatch, so the story is also
+//! a test. `--expect rgmem` or `--expect kvm` says which guest_memfd must have served the file,
+//! which rgmem's `files_created` counter tells.
+
+mod attrs2;
+mod guest;
+mod rgmem;
+
+use guest::{Step, CODE, IO_PAGE, MESSAGE, PORT, STAMP, STAMPED, TEXT};
+use kvm_bindings::{
+    kvm_create_guest_memfd, kvm_enable_cap, kvm_memory_attributes, kvm_userspace_memory_region2,
+    KVM_CAP_EXIT_HYPERCALL, KVM_MEMORY_ATTRIBUTE_PRIVATE, KVM_MEM_GUEST_MEMFD,
+    KVM_X86_SW_PROTECTED_VM,
+};
+use kvm_ioctls::{Kvm, VcpuExit, VmFd};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::process::ExitCode;
+use std::ptr::NonNull;
+
+/// The guest's memory: one 2 MiB file.
+const MEM_SIZE: u64 = 2 << 20;
+const PAGE: u64 = 4096;
+
+type Res<T> = Result<T, String>;
+
+macro_rules! check {
+    ($cond:expr, $($fmt:tt)+) => {
+        if !$cond {
+            return Err(format!($($fmt)+));
+        }
+    };
+}
+
+/// A shared mapping of `len` bytes, unmapped on drop.
+struct Mapping {
+    addr: NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Maps `fd` (a file, or `None` for anonymous memory) read-write and shared.
+    fn new(fd: Option<&OwnedFd>, len: u64) -> Res<Self> {
+        let len = len as usize;
+        let (flags, raw) = match fd {
+            Some(f) => (libc::MAP_SHARED, f.as_raw_fd()),
+            None => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+        };
+        // SAFETY: A new mapping, placed by the kernel; nothing else is touched.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                raw,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            addr: NonNull::new(p.cast()).ok_or("mmap returned NULL")?,
+            len,
+        })
+    }
+
+    fn write(&self, offset: u64, bytes: &[u8]) {
+        assert!(offset as usize + bytes.len() <= self.len);
+        // SAFETY: In bounds of a live read-write mapping; the guest may write it too, which
+        // only changes the bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                self.addr.as_ptr().add(offset as usize),
+                bytes.len(),
+            )
+        };
+    }
+
+    fn read(&self, offset: u64, len: usize) -> Vec<u8> {
+        assert!(offset as usize + len <= self.len);
+        let mut v = vec![0; len];
+        // SAFETY: As in `write`; volatile, as the guest writes it behind the compiler's back.
+        for (i, b) in v.iter_mut().enumerate() {
+            *b = unsafe { self.addr.as_ptr().add(offset as usize + i).read_volatile() };
+        }
+        v
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: Our mapping, unmapped once.
+        unsafe { libc::munmap(self.addr.as_ptr().cast(), self.len) };
+    }
+}
+
+/// How the file's pages change state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// In place, on the file (`KVM_SET_MEMORY_ATTRIBUTES2`): the guest converts.
+    InPlace,
+    /// KVM's per-VM attributes: shared pages are the memslot's ordinary memory.
+    PerVm,
+}
+
+struct Vmm {
+    vm: VmFd,
+    gmem: OwnedFd,
+    /// The memslot's user memory: the file itself (in place), or anonymous memory.
+    mem: Mapping,
+    mode: Mode,
+    ino: u64,
+}
+
+fn say(what: &str) {
+    println!("  {what}");
+}
+
+impl Vmm {
+    fn new(kvm: &Kvm) -> Res<Self> {
+        let vm = kvm
+            .create_vm_with_type(u64::from(KVM_X86_SW_PROTECTED_VM))
+            .map_err(|e| format!("KVM_CREATE_VM(SW_PROTECTED): {e}"))?;
+        let attrs = vm.check_extension_raw(attrs2::CAP_GUEST_MEMFD_MEMORY_ATTRIBUTES as _);
+        let in_place = attrs2::FLAG_MMAP | attrs2::FLAG_INIT_SHARED;
+        let flags = vm.check_extension_raw(attrs2::CAP_GUEST_MEMFD_FLAGS as _) as u64;
+        let mode =
+            if attrs as u32 & KVM_MEMORY_ATTRIBUTE_PRIVATE != 0 && flags & in_place == in_place {
+                Mode::InPlace
+            } else {
+                Mode::PerVm
+            };
+        let flags = match mode {
+            Mode::InPlace => in_place,
+            Mode::PerVm => 0,
+        };
+        let fd = vm
+            .create_guest_memfd(kvm_create_guest_memfd {
+                size: MEM_SIZE,
+                flags,
+                ..Default::default()
+            })
+            .map_err(|e| format!("KVM_CREATE_GUEST_MEMFD: {e}"))?;
+        // SAFETY: A new file descriptor, ours alone.
+        let gmem = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mem = Mapping::new((mode == Mode::InPlace).then_some(&gmem), MEM_SIZE)?;
+        let ino = File::from(gmem.try_clone().map_err(|e| e.to_string())?)
+            .metadata()
+            .map_err(|e| e.to_string())?
+            .ino();
+        let region = kvm_userspace_memory_region2 {
+            slot: 0,
+            flags: KVM_MEM_GUEST_MEMFD,
+            guest_phys_addr: 0,
+            memory_size: MEM_SIZE,
+            userspace_addr: mem.addr.as_ptr() as u64,
+            guest_memfd_offset: 0,
+            guest_memfd: gmem.as_raw_fd() as u32,
+            ..Default::default()
+        };
+        // SAFETY: The user memory is `mem`, which lives as long as the VM (both are ours).
+        unsafe { vm.set_user_memory_region2(region) }
+            .map_err(|e| format!("KVM_SET_USER_MEMORY_REGION2: {e}"))?;
+        let cap = kvm_enable_cap {
+            cap: KVM_CAP_EXIT_HYPERCALL,
+            args: [1 << guest::HC_MAP_GPA_RANGE, 0, 0, 0],
+            ..Default::default()
+        };
+        vm.enable_cap(&cap)
+            .map_err(|e| format!("KVM_CAP_EXIT_HYPERCALL: {e}"))?;
+        Ok(Self {
+            vm,
+            gmem,
+            mem,
+            mode,
+            ino,
+        })
+    }
+
+    /// Makes `size` bytes from `gpa` private or shared.
+    fn convert(&self, gpa: u64, size: u64, private: bool) -> Res<()> {
+        let attributes = if private {
+            u64::from(KVM_MEMORY_ATTRIBUTE_PRIVATE)
+        } else {
+            0
+        };
+        match self.mode {
+            Mode::InPlace => {
+                attrs2::set(self.gmem.as_fd(), gpa, size, attributes).map_err(|(e, at)| {
+                    format!("KVM_SET_MEMORY_ATTRIBUTES2 [{gpa:#x}, +{size:#x}): {e}, at {at:#x}")
+                })
+            }
+            Mode::PerVm => self
+                .vm
+                .set_memory_attributes(kvm_memory_attributes {
+                    address: gpa,
+                    size,
+                    attributes,
+                    flags: 0,
+                })
+                .map_err(|e| format!("KVM_SET_MEMORY_ATTRIBUTES: {e}")),
+        }
+    }
+
+    fn punch(&self, gpa: u64, len: u64) -> Res<()> {
+        // SAFETY: fallocate on our own file descriptor.
+        let r = unsafe {
+            libc::fallocate(
+                self.gmem.as_raw_fd(),
+                libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+                gpa as i64,
+                len as i64,
+            )
+        };
+        check!(
+            r == 0,
+            "PUNCH_HOLE [{gpa:#x}, +{len:#x}): {}",
+            std::io::Error::last_os_error()
+        );
+        Ok(())
+    }
+
+    fn show_runs(&self, when: &str) {
+        let runs = rgmem::runs(self.ino);
+        if runs.is_empty() {
+            return;
+        }
+        say(&format!(
+            "rgmem's shareability of the file ({when}), in pages:"
+        ));
+        for r in runs {
+            say(&format!("    {r}"));
+        }
+    }
+}
+
+/// Whether the host CPU is AMD's, whose hypercall instruction is `vmmcall`.
+fn amd() -> bool {
+    let id = std::arch::x86_64::__cpuid(0);
+    [id.ebx, id.edx, id.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]
+}
+
+fn run(expect: Option<&str>) -> Res<()> {
+    let kvm = Kvm::new().map_err(|e| format!("/dev/kvm: {e}"))?;
+    let before = rgmem::counters();
+    let vmm = Vmm::new(&kvm)?;
+    let after_create = rgmem::counters();
+    let served = match (&before, &after_create) {
+        (Some(b), Some(a)) if a["files_created"] > b["files_created"] => "rgmem",
+        _ => "kvm",
+    };
+    println!("== a SW_PROTECTED VM, its 2 MiB of memory one guest_memfd file, served by {served}");
+    if let Some(want) = expect {
+        check!(
+            want == served,
+            "the file was served by {served}, expected {want}"
+        );
+    }
+    let convert = vmm.mode == Mode::InPlace;
+    let (code, steps) = guest::code(convert, amd());
+
+    if convert {
+        say(
+            "the file is created shared: the VMM writes the guest's code into it through its mmap,",
+        );
+        say("then makes all of it private but the code and I/O pages");
+        vmm.mem.write(CODE, &code);
+        vmm.convert(0, CODE, true)?;
+        vmm.convert(IO_PAGE + PAGE, MEM_SIZE - IO_PAGE - PAGE, true)?;
+        vmm.show_runs("before the guest runs");
+    } else {
+        say("KVM holds the attributes: the code and I/O pages are the memslot's ordinary memory,");
+        say("the rest private, from the file; no conversion in place");
+        vmm.mem.write(CODE, &code);
+        vmm.convert(IO_PAGE + PAGE, MEM_SIZE - IO_PAGE - PAGE, true)?;
+    }
+
+    let mut vcpu = vmm
+        .vm
+        .create_vcpu(0)
+        .map_err(|e| format!("KVM_CREATE_VCPU: {e}"))?;
+    let mut sregs = vcpu.get_sregs().map_err(|e| e.to_string())?;
+    for s in [&mut sregs.cs, &mut sregs.ds, &mut sregs.es, &mut sregs.ss] {
+        s.base = 0;
+        s.selector = 0;
+    }
+    vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
+    let mut regs = vcpu.get_regs().map_err(|e| e.to_string())?;
+    regs.rip = CODE;
+    regs.rflags = 2;
+    vcpu.set_regs(&regs).map_err(|e| e.to_string())?;
+
+    println!("== the guest runs");
+    let mut next = steps.iter();
+    loop {
+        match vcpu.run().map_err(|e| format!("KVM_RUN: {e}"))? {
+            VcpuExit::Hypercall(exit) => {
+                check!(exit.nr == guest::HC_MAP_GPA_RANGE, "hypercall {}", exit.nr);
+                let (gpa, pages, attrs) = (exit.args[0], exit.args[1], exit.args[2]);
+                let private = attrs & guest::MAP_GPA_RANGE_ENCRYPTED != 0;
+                say(&format!(
+                    "guest: KVM_HC_MAP_GPA_RANGE {gpa:#x}, {pages} page, to {}",
+                    if private { "private" } else { "shared" }
+                ));
+                vmm.convert(gpa, pages * PAGE, private)?;
+                say(&format!(
+                    "VMM:   KVM_SET_MEMORY_ATTRIBUTES2 on the file: page {gpa:#x} is {}",
+                    if private { "private" } else { "shared" }
+                ));
+                *exit.ret = 0;
+                if !private {
+                    let text = vmm.mem.read(MESSAGE, TEXT.len());
+                    say(&format!(
+                        "VMM:   reads it through the file's mmap: \"{}\"",
+                        String::from_utf8_lossy(&text)
+                    ));
+                    check!(text == TEXT, "the shared page holds {text:?}");
+                }
+            }
+            VcpuExit::IoOut(port, data) => {
+                check!(
+                    port == PORT && data.len() == 4,
+                    "out to port {port:#x}, {} bytes",
+                    data.len()
+                );
+                let eax = u32::from_le_bytes(data.try_into().map_err(|_| "short out")?);
+                let step = *next.next().ok_or("a step too many")?;
+                let io = vmm.mem.read(IO_PAGE, 1)[0];
+                match step {
+                    Step::Stamped | Step::Shared => {
+                        check!(eax == 0, "{step:?}: the guest got {eax:#x}");
+                        check!(io == 1, "{step:?}: the I/O page reads step {io}");
+                        say(&format!(
+                            "guest: stamped private page {STAMPED:#x} with {STAMP:#x}"
+                        ));
+                        vmm.punch(STAMPED, PAGE)?;
+                        say(&format!("VMM:   punches a hole at {STAMPED:#x}"));
+                    }
+                    Step::ReadAfterPunch => {
+                        check!(eax == 0, "page {STAMPED:#x} reads {eax:#x} after the punch");
+                        check!(io == 2, "{step:?}: the I/O page reads step {io}");
+                        say(&format!("guest: page {STAMPED:#x} reads {eax:#x}: the punch gave it a zeroed page"));
+                    }
+                    Step::PrivateAgain => {
+                        check!(eax == 0, "{step:?}: the guest got {eax:#x}");
+                        check!(io == 3, "{step:?}: the I/O page reads step {io}");
+                    }
+                    Step::MessageKept => {
+                        let want = u32::from_le_bytes(TEXT[..4].try_into().unwrap());
+                        check!(
+                            eax == want,
+                            "the message starts {eax:#x} once private again, not {want:#x}"
+                        );
+                        say("guest: reads its message back, private again: unchanged, no copy was made");
+                    }
+                }
+            }
+            VcpuExit::Hlt => break,
+            e => return Err(format!("unexpected exit: {e:?}")),
+        }
+    }
+    check!(next.next().is_none(), "the guest stopped early");
+    println!("== the guest halted");
+    if convert {
+        vmm.show_runs("after");
+    }
+    if let (Some(b), Some(a)) = (&before, rgmem::counters()) {
+        report(b, &a, convert)?;
+    }
+    Ok(())
+}
+
+/// Prints rgmem's counters and checks what the story did to them.
+fn report(before: &BTreeMap<&str, i64>, after: &BTreeMap<&str, i64>, convert: bool) -> Res<()> {
+    say("rgmem's counters (before -> after):");
+    for (name, b) in before {
+        say(&format!("    {name:<18} {b} -> {}", after[name]));
+    }
+    let d = |n: &str| after[n] - before[n];
+    check!(
+        d("files_created") == 1,
+        "files_created +{}",
+        d("files_created")
+    );
+    check!(d("punch_holes") == 1, "punch_holes +{}", d("punch_holes"));
+    check!(d("get_pfn") > 0, "get_pfn +{}", d("get_pfn"));
+    // Two by the VMM before the guest runs, and the guest's two.
+    let want = if convert { 4 } else { 0 };
+    check!(
+        d("conversions") == want,
+        "conversions +{}, expected +{want}",
+        d("conversions")
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    let expect = match args.get(1..).unwrap_or_default() {
+        [] => None,
+        [flag, v] if flag == "--expect" && (v == "rgmem" || v == "kvm") => Some(v.as_str()),
+        _ => {
+            eprintln!("usage: {} [--expect rgmem|kvm]", args[0]);
+            return ExitCode::from(2);
+        }
+    };
+    match run(expect) {
+        Ok(()) => {
+            println!("PASS");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            println!("FAIL: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
