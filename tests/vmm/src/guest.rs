@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The guest: real-mode code, assembled by hand, that the VMM loads at [`CODE`]. Segments are
-//! zero, so addresses are guest-physical. The guest talks to the VMM through port [`PORT`]:
+//! zero, so addresses are guest-physical; `ds` has a 4 GiB limit ("unreal mode"), so that
+//! 32-bit addresses reach past the first 2 MiB. The guest talks to the VMM through port [`PORT`]:
 //! each `out` of `eax` is one step of the story, checked by the VMM.
 
 /// Where the code is loaded and starts: a shared page.
@@ -10,8 +11,9 @@ pub const CODE: u64 = 0x1000;
 pub const IO_PAGE: u64 = 0x2000;
 /// The page the guest writes its message into, then shares with the VMM.
 pub const MESSAGE: u64 = 0x3000;
-/// A private page the guest stamps, which the VMM punches.
-pub const STAMPED: u64 = 0x4000;
+/// A private page the guest stamps, which the VMM punches: in the second 2 MiB, which a
+/// hugetlb-backed file keeps whole.
+pub const STAMPED: u64 = 0x20_0000;
 /// The guest's port to the VMM.
 pub const PORT: u16 = 0x10;
 /// What the guest stamps at [`STAMPED`].
@@ -42,10 +44,14 @@ impl Asm {
         u16::try_from(a).expect("a real-mode address").to_le_bytes()
     }
 
-    /// `mov dword [addr], imm32`
+    fn addr32(a: u64) -> [u8; 4] {
+        u32::try_from(a).expect("a 32-bit address").to_le_bytes()
+    }
+
+    /// `mov dword [addr32], imm32`
     fn store32(&mut self, addr: u64, v: u32) -> &mut Self {
-        let a = Self::addr16(addr);
-        self.emit(&[0x66, 0xc7, 0x06, a[0], a[1]])
+        self.emit(&[0x67, 0x66, 0xc7, 0x05])
+            .emit(&Self::addr32(addr))
             .emit(&v.to_le_bytes())
     }
 
@@ -55,10 +61,9 @@ impl Asm {
         self.emit(&[0xc6, 0x06, a[0], a[1], v])
     }
 
-    /// `mov eax, dword [addr]`
+    /// `mov eax, dword [addr32]`
     fn load_eax(&mut self, addr: u64) -> &mut Self {
-        let a = Self::addr16(addr);
-        self.emit(&[0x66, 0xa1, a[0], a[1]])
+        self.emit(&[0x67, 0x66, 0xa1]).emit(&Self::addr32(addr))
     }
 
     /// `mov dx, PORT; out dx, eax`: a step, reporting `eax`.
@@ -122,8 +127,10 @@ pub fn code(convert: bool, vmmcall: bool) -> (Vec<u8>, Vec<Step>) {
     let mut a = Asm::new();
     let mut steps = Vec::new();
     a.store32(STAMPED, STAMP);
+    // The text follows the code; its address is patched into the copy's `mov si, imm16` once the
+    // code's length is known.
+    let text_ref = a.bytes.len() + 1;
     if convert {
-        // The text follows the code; its address is patched in once the code's length is known.
         a.copy(0, MESSAGE, TEXT.len()).store8(IO_PAGE, 1);
         a.map_gpa_range(MESSAGE, false, vmmcall).report();
         steps.push(Step::Shared);
@@ -145,8 +152,7 @@ pub fn code(convert: bool, vmmcall: bool) -> (Vec<u8>, Vec<Step>) {
     a.hlt();
     let text_at = CODE + a.bytes.len() as u64;
     if convert {
-        // `mov si, imm16` is the copy's first instruction, after the 9-byte stamp.
-        a.bytes[10..12].copy_from_slice(&Asm::addr16(text_at));
+        a.bytes[text_ref..text_ref + 2].copy_from_slice(&Asm::addr16(text_at));
     }
     a.emit(TEXT);
     (a.bytes, steps)
@@ -159,8 +165,8 @@ mod tests {
     #[test]
     fn the_text_address_is_patched_where_the_copy_reads_it() {
         let (bytes, steps) = code(true, true);
-        assert_eq!(bytes[9], 0xbe, "mov si, imm16 follows the stamp");
-        let si = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+        assert_eq!(bytes[12], 0xbe, "mov si, imm16 follows the 12-byte stamp");
+        let si = u16::from_le_bytes([bytes[13], bytes[14]]) as usize;
         let text = si - CODE as usize;
         assert_eq!(&bytes[text..], TEXT);
         assert_eq!(steps.len(), 4);

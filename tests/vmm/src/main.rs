@@ -34,8 +34,9 @@ use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 use std::ptr::NonNull;
 
-/// The guest's memory: one 2 MiB file.
-const MEM_SIZE: u64 = 2 << 20;
+/// The guest's memory: one 4 MiB file, two huge pages where it is hugetlb-backed.
+const MEM_SIZE: u64 = 4 << 20;
+const HUGE: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 
 type Res<T> = Result<T, String>;
@@ -128,7 +129,17 @@ struct Vmm {
     /// The memslot's user memory: the file itself (in place), or anonymous memory.
     mem: Mapping,
     mode: Mode,
+    /// Backed by a 2 MiB hugetlb page.
+    huge: bool,
     ino: u64,
+}
+
+/// Free 2 MiB pages in the hugetlb pool.
+fn free_huge_pages() -> u64 {
+    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn say(what: &str) {
@@ -149,9 +160,13 @@ impl Vmm {
             } else {
                 Mode::PerVm
             };
-        let flags = match mode {
-            Mode::InPlace => in_place,
-            Mode::PerVm => 0,
+        // A 2 MiB page of the hugetlb pool where there is one; such a file starts private.
+        let hugetlb_flag = attrs2::FLAG_HUGETLB_2MB & ((1 << 58) - 1);
+        let huge = mode == Mode::InPlace && flags & hugetlb_flag != 0 && free_huge_pages() >= 2;
+        let flags = match (mode, huge) {
+            (Mode::InPlace, true) => attrs2::FLAG_MMAP | attrs2::FLAG_HUGETLB_2MB,
+            (Mode::InPlace, false) => in_place,
+            (Mode::PerVm, _) => 0,
         };
         let fd = vm
             .create_guest_memfd(kvm_create_guest_memfd {
@@ -192,6 +207,7 @@ impl Vmm {
             gmem,
             mem,
             mode,
+            huge,
             ino,
         })
     }
@@ -239,6 +255,23 @@ impl Vmm {
         Ok(())
     }
 
+    /// KVM's mappings of the guest's memory by size, from its debugfs: 4 KiB, 2 MiB, 1 GiB.
+    fn kvm_pages(&self) -> Option<[u64; 3]> {
+        let dir = format!(
+            "/sys/kernel/debug/kvm/{}-{}",
+            std::process::id(),
+            self.vm.as_raw_fd()
+        );
+        let read = |n: &str| -> Option<u64> {
+            std::fs::read_to_string(format!("{dir}/{n}"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        };
+        Some([read("pages_4k")?, read("pages_2m")?, read("pages_1g")?])
+    }
+
     fn show_runs(&self, when: &str) {
         let runs = rgmem::runs(self.ino);
         if runs.is_empty() {
@@ -268,7 +301,7 @@ fn run(expect: Option<&str>) -> Res<()> {
         (Some(b), Some(a)) if a["files_created"] > b["files_created"] => "rgmem",
         _ => "kvm",
     };
-    println!("== a SW_PROTECTED VM, its 2 MiB of memory one guest_memfd file, served by {served}");
+    println!("== a SW_PROTECTED VM, its 4 MiB of memory one guest_memfd file, served by {served}");
     if let Some(want) = expect {
         check!(
             want == served,
@@ -278,7 +311,13 @@ fn run(expect: Option<&str>) -> Res<()> {
     let convert = vmm.mode == Mode::InPlace;
     let (code, steps) = guest::code(convert, amd());
 
-    if convert {
+    if convert && vmm.huge {
+        say("the file is one 2 MiB page of the hugetlb pool, created private: the VMM shares");
+        say("the code and I/O pages, which splits it, and writes the code through its mmap");
+        vmm.convert(CODE, 2 * PAGE, false)?;
+        vmm.mem.write(CODE, &code);
+        vmm.show_runs("before the guest runs");
+    } else if convert {
         say(
             "the file is created shared: the VMM writes the guest's code into it through its mmap,",
         );
@@ -303,6 +342,9 @@ fn run(expect: Option<&str>) -> Res<()> {
         s.base = 0;
         s.selector = 0;
     }
+    // Unreal mode: 32-bit addresses through `ds` reach the second 2 MiB.
+    sregs.ds.limit = u32::MAX;
+    sregs.ds.g = 1;
     vcpu.set_sregs(&sregs).map_err(|e| e.to_string())?;
     let mut regs = vcpu.get_regs().map_err(|e| e.to_string())?;
     regs.rip = CODE;
@@ -326,6 +368,7 @@ fn run(expect: Option<&str>) -> Res<()> {
                     "VMM:   KVM_SET_MEMORY_ATTRIBUTES2 on the file: page {gpa:#x} is {}",
                     if private { "private" } else { "shared" }
                 ));
+                vmm.show_runs("now");
                 *exit.ret = 0;
                 if !private {
                     let text = vmm.mem.read(MESSAGE, TEXT.len());
@@ -352,7 +395,8 @@ fn run(expect: Option<&str>) -> Res<()> {
                         say(&format!(
                             "guest: stamped private page {STAMPED:#x} with {STAMP:#x}"
                         ));
-                        vmm.punch(STAMPED, PAGE)?;
+                        // A hugetlb-backed file is punched whole pages.
+                        vmm.punch(STAMPED, if vmm.huge { HUGE } else { PAGE })?;
                         say(&format!("VMM:   punches a hole at {STAMPED:#x}"));
                     }
                     Step::ReadAfterPunch => {
@@ -380,17 +424,37 @@ fn run(expect: Option<&str>) -> Res<()> {
     }
     check!(next.next().is_none(), "the guest stopped early");
     println!("== the guest halted");
+    if let Some([p4k, p2m, p1g]) = vmm.kvm_pages() {
+        say(&format!(
+            "KVM maps the guest's memory with {p4k} pages of 4 KiB, {p2m} of 2 MiB, {p1g} of 1 GiB"
+        ));
+        // The second 2 MiB, punched and touched again, is a whole huge page, mapped whole.
+        check!(
+            !vmm.huge || p2m >= 1,
+            "no 2 MiB mapping of the hugetlb-backed file"
+        );
+    }
     if convert {
+        vmm.convert(0, MEM_SIZE, true)?;
+        say("VMM:   makes the whole file private again");
+        if vmm.huge {
+            say("       every page private, rgmem merges the pieces back into one 2 MiB page");
+        }
         vmm.show_runs("after");
     }
     if let (Some(b), Some(a)) = (&before, rgmem::counters()) {
-        report(b, &a, convert)?;
+        report(b, &a, convert, vmm.huge)?;
     }
     Ok(())
 }
 
 /// Prints rgmem's counters and checks what the story did to them.
-fn report(before: &BTreeMap<&str, i64>, after: &BTreeMap<&str, i64>, convert: bool) -> Res<()> {
+fn report(
+    before: &BTreeMap<&str, i64>,
+    after: &BTreeMap<&str, i64>,
+    convert: bool,
+    huge: bool,
+) -> Res<()> {
     say("rgmem's counters (before -> after):");
     for (name, b) in before {
         say(&format!("    {name:<18} {b} -> {}", after[name]));
@@ -403,13 +467,26 @@ fn report(before: &BTreeMap<&str, i64>, after: &BTreeMap<&str, i64>, convert: bo
     );
     check!(d("punch_holes") == 1, "punch_holes +{}", d("punch_holes"));
     check!(d("get_pfn") > 0, "get_pfn +{}", d("get_pfn"));
-    // Two by the VMM before the guest runs, and the guest's two.
-    let want = if convert { 4 } else { 0 };
+    // The VMM's before the guest runs (one to share a hugetlb file's code and I/O pages, two to
+    // make a shared file's other pages private), the guest's two, and the VMM's last.
+    let want = match (convert, huge) {
+        (false, _) => 0,
+        (true, true) => 4,
+        (true, false) => 5,
+    };
     check!(
         d("conversions") == want,
         "conversions +{}, expected +{want}",
         d("conversions")
     );
+    if huge {
+        check!(
+            d("splits") > 0 && d("merges") > 0,
+            "splits +{}, merges +{}",
+            d("splits"),
+            d("merges")
+        );
+    }
     Ok(())
 }
 
