@@ -19,9 +19,11 @@ pub const CAP_GUEST_MEMFD_FLAGS: u64 = 244;
 pub const FLAG_MMAP: u64 = 1 << 0;
 /// `GUEST_MEMFD_FLAG_INIT_SHARED`: every page starts shared.
 pub const FLAG_INIT_SHARED: u64 = 1 << 1;
-/// `GUEST_MEMFD_FLAG_HUGETLB | GUEST_MEMFD_HUGETLB_2MB`: 2 MiB pages of the hugetlb pool, which
-/// rgmem splits where pages are shared and merges back once all are private.
-pub const FLAG_HUGETLB_2MB: u64 = 1 << 2 | 21 << 58;
+/// `GUEST_MEMFD_FLAG_HUGETLB`: pages of the hugetlb pool, which rgmem splits where pages are
+/// shared and merges back once all are private; with the log2 of their size at
+/// `GUEST_MEMFD_HUGETLB_SIZE_SHIFT`.
+pub const FLAG_HUGETLB: u64 = 1 << 2;
+pub const HUGETLB_SIZE_SHIFT: u32 = 58;
 
 /// `struct kvm_memory_attributes2`, as in rgmem's uAPI header (`include/uapi/linux/kvm.h`).
 #[repr(C)]

@@ -34,9 +34,6 @@ use std::os::unix::fs::MetadataExt;
 use std::process::ExitCode;
 use std::ptr::NonNull;
 
-/// The guest's memory: one 4 MiB file, two huge pages where it is hugetlb-backed.
-const MEM_SIZE: u64 = 4 << 20;
-const HUGE: u64 = 2 << 20;
 const PAGE: u64 = 4096;
 
 type Res<T> = Result<T, String>;
@@ -56,17 +53,35 @@ struct Mapping {
 }
 
 impl Mapping {
-    /// Maps `fd` (a file, or `None` for anonymous memory) read-write and shared.
-    fn new(fd: Option<&OwnedFd>, len: u64) -> Res<Self> {
-        let len = len as usize;
+    /// Maps `fd` (a file, or `None` for anonymous memory) read-write and shared, at an address
+    /// aligned to `align`: KVM maps a huge page only where the guest's and the host's addresses
+    /// agree modulo its size.
+    fn new(fd: Option<&OwnedFd>, len: u64, align: u64) -> Res<Self> {
+        let (len, align) = (len as usize, align as usize);
         let (flags, raw) = match fd {
-            Some(f) => (libc::MAP_SHARED, f.as_raw_fd()),
-            None => (libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1),
+            Some(f) => (libc::MAP_SHARED | libc::MAP_FIXED, f.as_raw_fd()),
+            None => (libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_ANONYMOUS, -1),
         };
-        // SAFETY: A new mapping, placed by the kernel; nothing else is touched.
-        let p = unsafe {
+        let failed = |what| format!("{what}: {}", std::io::Error::last_os_error());
+        // SAFETY: A new reservation, placed by the kernel; nothing else is touched.
+        let area = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
+                len + align,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if area == libc::MAP_FAILED {
+            return Err(failed("mmap"));
+        }
+        let start = (area as usize).next_multiple_of(align);
+        // SAFETY: `[start, start + len)` lies in the reservation, which only we use.
+        let p = unsafe {
+            libc::mmap(
+                start as *mut libc::c_void,
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
                 flags,
@@ -74,8 +89,16 @@ impl Mapping {
                 0,
             )
         };
+        // SAFETY: What is left of the reservation on either side, ours.
+        unsafe {
+            libc::munmap(area, start - area as usize);
+            libc::munmap(
+                (start + len) as *mut libc::c_void,
+                area as usize + align - start,
+            );
+        }
         if p == libc::MAP_FAILED {
-            return Err(format!("mmap: {}", std::io::Error::last_os_error()));
+            return Err(failed("mmap"));
         }
         Ok(Self {
             addr: NonNull::new(p.cast()).ok_or("mmap returned NULL")?,
@@ -129,17 +152,75 @@ struct Vmm {
     /// The memslot's user memory: the file itself (in place), or anonymous memory.
     mem: Mapping,
     mode: Mode,
-    /// Backed by a 2 MiB hugetlb page.
-    huge: bool,
+    backing: Backing,
     ino: u64,
 }
 
-/// Free 2 MiB pages in the hugetlb pool.
-fn free_huge_pages() -> u64 {
-    std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// What backs the file, which is all the guest's memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Backing {
+    /// 4 MiB of base pages.
+    Pages,
+    /// Two 2 MiB pages of the hugetlb pool.
+    Huge2m,
+    /// One 1 GiB page of the hugetlb pool.
+    Huge1g,
+}
+
+impl Backing {
+    /// The largest the pool allows, where the file holds the attributes: a hugetlb file starts
+    /// private, and converts in place only.
+    fn choose(in_place: bool, flags: u64) -> Self {
+        let free = |kb: u64| -> u64 {
+            std::fs::read_to_string(format!(
+                "/sys/kernel/mm/hugepages/hugepages-{kb}kB/free_hugepages"
+            ))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+        };
+        if !in_place || flags & attrs2::FLAG_HUGETLB == 0 {
+            Self::Pages
+        } else if free(1 << 20) >= 1 {
+            Self::Huge1g
+        } else if free(2 << 10) >= 2 {
+            Self::Huge2m
+        } else {
+            Self::Pages
+        }
+    }
+
+    /// The size of the guest's memory.
+    fn size(self) -> u64 {
+        match self {
+            Self::Pages | Self::Huge2m => 4 << 20,
+            Self::Huge1g => 1 << 30,
+        }
+    }
+
+    /// The size of its pages, which a punch frees whole.
+    fn page(self) -> u64 {
+        match self {
+            Self::Pages => PAGE,
+            Self::Huge2m => 2 << 20,
+            Self::Huge1g => 1 << 30,
+        }
+    }
+
+    fn huge(self) -> bool {
+        self != Self::Pages
+    }
+
+    /// Its creation flags beside `GUEST_MEMFD_FLAG_MMAP`.
+    fn flags(self) -> u64 {
+        match self {
+            Self::Pages => attrs2::FLAG_INIT_SHARED,
+            _ => {
+                attrs2::FLAG_HUGETLB
+                    | u64::from(self.page().trailing_zeros()) << attrs2::HUGETLB_SIZE_SHIFT
+            }
+        }
+    }
 }
 
 fn say(what: &str) {
@@ -160,24 +241,25 @@ impl Vmm {
             } else {
                 Mode::PerVm
             };
-        // A 2 MiB page of the hugetlb pool where there is one; such a file starts private.
-        let hugetlb_flag = attrs2::FLAG_HUGETLB_2MB & ((1 << 58) - 1);
-        let huge = mode == Mode::InPlace && flags & hugetlb_flag != 0 && free_huge_pages() >= 2;
-        let flags = match (mode, huge) {
-            (Mode::InPlace, true) => attrs2::FLAG_MMAP | attrs2::FLAG_HUGETLB_2MB,
-            (Mode::InPlace, false) => in_place,
-            (Mode::PerVm, _) => 0,
+        let backing = Backing::choose(mode == Mode::InPlace, flags);
+        let flags = match mode {
+            Mode::InPlace => attrs2::FLAG_MMAP | backing.flags(),
+            Mode::PerVm => 0,
         };
         let fd = vm
             .create_guest_memfd(kvm_create_guest_memfd {
-                size: MEM_SIZE,
+                size: backing.size(),
                 flags,
                 ..Default::default()
             })
             .map_err(|e| format!("KVM_CREATE_GUEST_MEMFD: {e}"))?;
         // SAFETY: A new file descriptor, ours alone.
         let gmem = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mem = Mapping::new((mode == Mode::InPlace).then_some(&gmem), MEM_SIZE)?;
+        let mem = Mapping::new(
+            (mode == Mode::InPlace).then_some(&gmem),
+            backing.size(),
+            backing.page(),
+        )?;
         let ino = File::from(gmem.try_clone().map_err(|e| e.to_string())?)
             .metadata()
             .map_err(|e| e.to_string())?
@@ -186,7 +268,7 @@ impl Vmm {
             slot: 0,
             flags: KVM_MEM_GUEST_MEMFD,
             guest_phys_addr: 0,
-            memory_size: MEM_SIZE,
+            memory_size: backing.size(),
             userspace_addr: mem.addr.as_ptr() as u64,
             guest_memfd_offset: 0,
             guest_memfd: gmem.as_raw_fd() as u32,
@@ -207,7 +289,7 @@ impl Vmm {
             gmem,
             mem,
             mode,
-            huge,
+            backing,
             ino,
         })
     }
@@ -292,7 +374,7 @@ fn amd() -> bool {
     [id.ebx, id.edx, id.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]
 }
 
-fn run(expect: Option<&str>) -> Res<()> {
+fn run(expect: &Expect) -> Res<()> {
     let kvm = Kvm::new().map_err(|e| format!("/dev/kvm: {e}"))?;
     let before = rgmem::counters();
     let vmm = Vmm::new(&kvm)?;
@@ -301,19 +383,40 @@ fn run(expect: Option<&str>) -> Res<()> {
         (Some(b), Some(a)) if a["files_created"] > b["files_created"] => "rgmem",
         _ => "kvm",
     };
-    println!("== a SW_PROTECTED VM, its 4 MiB of memory one guest_memfd file, served by {served}");
-    if let Some(want) = expect {
+    println!(
+        "== a SW_PROTECTED VM, its {} MiB of memory one guest_memfd file, served by {served}",
+        vmm.backing.size() >> 20
+    );
+    if let Some(want) = &expect.server {
         check!(
             want == served,
             "the file was served by {served}, expected {want}"
         );
     }
+    let backing = match vmm.backing {
+        Backing::Pages => "4k",
+        Backing::Huge2m => "2m",
+        Backing::Huge1g => "1g",
+    };
+    if let Some(want) = &expect.backing {
+        check!(
+            want == backing,
+            "the file is backed by {backing} pages, expected {want}"
+        );
+    }
     let convert = vmm.mode == Mode::InPlace;
     let (code, steps) = guest::code(convert, amd());
 
-    if convert && vmm.huge {
-        say("the file is one 2 MiB page of the hugetlb pool, created private: the VMM shares");
-        say("the code and I/O pages, which splits it, and writes the code through its mmap");
+    if convert && vmm.backing.huge() {
+        say(&format!(
+            "the file is {} of the hugetlb pool, created private: the VMM shares",
+            if vmm.backing == Backing::Huge1g {
+                "one 1 GiB page"
+            } else {
+                "two 2 MiB pages"
+            }
+        ));
+        say("the code and I/O pages, which splits the first, and writes the code through its mmap");
         vmm.convert(CODE, 2 * PAGE, false)?;
         vmm.mem.write(CODE, &code);
         vmm.show_runs("before the guest runs");
@@ -324,13 +427,13 @@ fn run(expect: Option<&str>) -> Res<()> {
         say("then makes all of it private but the code and I/O pages");
         vmm.mem.write(CODE, &code);
         vmm.convert(0, CODE, true)?;
-        vmm.convert(IO_PAGE + PAGE, MEM_SIZE - IO_PAGE - PAGE, true)?;
+        vmm.convert(IO_PAGE + PAGE, vmm.backing.size() - IO_PAGE - PAGE, true)?;
         vmm.show_runs("before the guest runs");
     } else {
         say("KVM holds the attributes: the code and I/O pages are the memslot's ordinary memory,");
         say("the rest private, from the file; no conversion in place");
         vmm.mem.write(CODE, &code);
-        vmm.convert(IO_PAGE + PAGE, MEM_SIZE - IO_PAGE - PAGE, true)?;
+        vmm.convert(IO_PAGE + PAGE, vmm.backing.size() - IO_PAGE - PAGE, true)?;
     }
 
     let mut vcpu = vmm
@@ -353,6 +456,8 @@ fn run(expect: Option<&str>) -> Res<()> {
 
     println!("== the guest runs");
     let mut next = steps.iter();
+    // KVM's mappings by size, from its debugfs, while the guest runs.
+    let mut pages = None;
     loop {
         match vcpu.run().map_err(|e| format!("KVM_RUN: {e}"))? {
             VcpuExit::Hypercall(exit) => {
@@ -395,14 +500,26 @@ fn run(expect: Option<&str>) -> Res<()> {
                         say(&format!(
                             "guest: stamped private page {STAMPED:#x} with {STAMP:#x}"
                         ));
-                        // A hugetlb-backed file is punched whole pages.
-                        vmm.punch(STAMPED, if vmm.huge { HUGE } else { PAGE })?;
-                        say(&format!("VMM:   punches a hole at {STAMPED:#x}"));
+                        // A hugetlb-backed file is punched whole pages; the one 1 GiB page
+                        // holds the code, which a punch would zero.
+                        if vmm.backing == Backing::Huge1g {
+                            say("VMM:   punches nothing: a punch frees whole 1 GiB pages");
+                        } else {
+                            vmm.punch(STAMPED, vmm.backing.page())?;
+                            say(&format!("VMM:   punches a hole at {STAMPED:#x}"));
+                        }
                     }
                     Step::ReadAfterPunch => {
-                        check!(eax == 0, "page {STAMPED:#x} reads {eax:#x} after the punch");
                         check!(io == 2, "{step:?}: the I/O page reads step {io}");
-                        say(&format!("guest: page {STAMPED:#x} reads {eax:#x}: the punch gave it a zeroed page"));
+                        // Before the next conversion, which unmaps the whole huge page.
+                        pages = vmm.kvm_pages();
+                        if vmm.backing == Backing::Huge1g {
+                            check!(eax == STAMP, "page {STAMPED:#x} reads {eax:#x}");
+                            say(&format!("guest: page {STAMPED:#x} still reads {eax:#x}"));
+                        } else {
+                            check!(eax == 0, "page {STAMPED:#x} reads {eax:#x} after the punch");
+                            say(&format!("guest: page {STAMPED:#x} reads {eax:#x}: the punch gave it a zeroed page"));
+                        }
                     }
                     Step::PrivateAgain => {
                         check!(eax == 0, "{step:?}: the guest got {eax:#x}");
@@ -424,26 +541,26 @@ fn run(expect: Option<&str>) -> Res<()> {
     }
     check!(next.next().is_none(), "the guest stopped early");
     println!("== the guest halted");
-    if let Some([p4k, p2m, p1g]) = vmm.kvm_pages() {
+    if let Some([p4k, p2m, p1g]) = pages {
         say(&format!(
-            "KVM maps the guest's memory with {p4k} pages of 4 KiB, {p2m} of 2 MiB, {p1g} of 1 GiB"
+            "KVM mapped the guest's memory, once it read {STAMPED:#x} again, with {p4k} pages of 4 KiB, {p2m} of 2 MiB, {p1g} of 1 GiB"
         ));
-        // The second 2 MiB, punched and touched again, is a whole huge page, mapped whole.
+        // The second 2 MiB is a whole huge page, or a 2 MiB piece of one: mapped 2 MiB.
         check!(
-            !vmm.huge || p2m >= 1,
+            !vmm.backing.huge() || p2m >= 1,
             "no 2 MiB mapping of the hugetlb-backed file"
         );
     }
     if convert {
-        vmm.convert(0, MEM_SIZE, true)?;
+        vmm.convert(0, vmm.backing.size(), true)?;
         say("VMM:   makes the whole file private again");
-        if vmm.huge {
-            say("       every page private, rgmem merges the pieces back into one 2 MiB page");
+        if vmm.backing.huge() {
+            say("       every page private, rgmem merges the pieces back into the huge page");
         }
         vmm.show_runs("after");
     }
     if let (Some(b), Some(a)) = (&before, rgmem::counters()) {
-        report(b, &a, convert, vmm.huge)?;
+        report(b, &a, convert, vmm.backing)?;
     }
     Ok(())
 }
@@ -453,7 +570,7 @@ fn report(
     before: &BTreeMap<&str, i64>,
     after: &BTreeMap<&str, i64>,
     convert: bool,
-    huge: bool,
+    backing: Backing,
 ) -> Res<()> {
     say("rgmem's counters (before -> after):");
     for (name, b) in before {
@@ -465,11 +582,16 @@ fn report(
         "files_created +{}",
         d("files_created")
     );
-    check!(d("punch_holes") == 1, "punch_holes +{}", d("punch_holes"));
+    let punches = i64::from(backing != Backing::Huge1g);
+    check!(
+        d("punch_holes") == punches,
+        "punch_holes +{}, expected +{punches}",
+        d("punch_holes")
+    );
     check!(d("get_pfn") > 0, "get_pfn +{}", d("get_pfn"));
     // The VMM's before the guest runs (one to share a hugetlb file's code and I/O pages, two to
     // make a shared file's other pages private), the guest's two, and the VMM's last.
-    let want = match (convert, huge) {
+    let want = match (convert, backing.huge()) {
         (false, _) => 0,
         (true, true) => 4,
         (true, false) => 5,
@@ -479,7 +601,7 @@ fn report(
         "conversions +{}, expected +{want}",
         d("conversions")
     );
-    if huge {
+    if backing.huge() {
         check!(
             d("splits") > 0 && d("merges") > 0,
             "splits +{}, merges +{}",
@@ -490,17 +612,39 @@ fn report(
     Ok(())
 }
 
+/// What the command line asks to check.
+#[derive(Default)]
+struct Expect {
+    /// Which guest_memfd serves the file: `rgmem` or `kvm`.
+    server: Option<String>,
+    /// What backs it: `4k`, `2m` or `1g`.
+    backing: Option<String>,
+}
+
+fn parse(args: &[String]) -> Option<Expect> {
+    let mut e = Expect::default();
+    for pair in args.chunks(2) {
+        match pair {
+            [f, v] if f == "--expect" && (v == "rgmem" || v == "kvm") => e.server = Some(v.clone()),
+            [f, v] if f == "--backing" && ["4k", "2m", "1g"].contains(&v.as_str()) => {
+                e.backing = Some(v.clone())
+            }
+            _ => return None,
+        }
+    }
+    Some(e)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
-    let expect = match args.get(1..).unwrap_or_default() {
-        [] => None,
-        [flag, v] if flag == "--expect" && (v == "rgmem" || v == "kvm") => Some(v.as_str()),
-        _ => {
-            eprintln!("usage: {} [--expect rgmem|kvm]", args[0]);
-            return ExitCode::from(2);
-        }
+    let Some(expect) = parse(args.get(1..).unwrap_or_default()) else {
+        eprintln!(
+            "usage: {} [--expect rgmem|kvm] [--backing 4k|2m|1g]",
+            args[0]
+        );
+        return ExitCode::from(2);
     };
-    match run(expect) {
+    match run(&expect) {
         Ok(()) => {
             println!("PASS");
             ExitCode::SUCCESS
